@@ -1,0 +1,37 @@
+# `make figures` and `make test` both bootstrap .venv from pyproject.toml when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+JOBS ?= 2
+
+.PHONY: figures test lint bench clean-venv
+
+$(VENV)/.base: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.base
+	$(PY) -m pip install -q -e ".[bench]"
+	touch $@
+
+figures: $(VENV)/.base
+	$(VENV)/bin/scsc figures --out figures
+
+lint: $(VENV)/.test
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: lint
+	$(PY) -m pytest
+
+bench: $(VENV)/.bench
+	$(PY) benchmarks/gaussian_toy.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,225 @@
+"""Command line: ``scsc bound``, ``scsc gaussian-toy``, ``scsc figures``.
+
+Every argument is validated before any computation or compilation; a bad value exits with
+status 2 and a message naming the parameter and its allowed range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """``32`` → seeds 0..31; ``0,5,7`` → exactly those seeds."""
+    try:
+        if "," in text:
+            return tuple(int(s) for s in text.split(",") if s.strip())
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be a count or a comma list; got {text!r}"
+        ) from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"seeds must be >= 1; got {count}")
+    return tuple(range(count))
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers; got {text!r}"
+        ) from None
+
+
+def _bound(args) -> int:
+    from theory import _checks, bounds
+
+    _checks.check_nonneg("lam", args.lam, allow_inf=False)
+    _checks.check_nonneg("gamma", args.gamma)
+    _checks.check_nonneg("kappa", args.kappa, allow_inf=False)
+    extra = (args.t, args.tau, args.err0)
+    if any(v is not None for v in extra) and not all(v is not None for v in extra):
+        raise ValueError("--t, --tau and --err0 go together (eq. (7) needs all three)")
+    if args.t is not None:
+        _checks.check_nonneg_int("t", args.t)
+        _checks.check_nonneg("tau", args.tau, allow_inf=False)
+        _checks.check_nonneg("err0", args.err0, allow_inf=False)
+    out = {
+        "lam": args.lam,
+        "gamma": args.gamma,
+        "kappa": args.kappa,
+        "rho": float(bounds.rho(args.lam, args.kappa)),
+        "contraction": float(bounds.contraction(args.lam, args.gamma, args.kappa)),
+        "threshold": float(bounds.threshold(args.gamma, args.kappa)),
+        "is_stable": bool(bounds.is_stable(args.lam, args.gamma, args.kappa)),
+        "well_specified_rate": float(bounds.well_specified_rate(args.lam, args.gamma)),
+    }
+    if args.t is not None:
+        out.update(t=args.t, tau=args.tau, err0=args.err0)
+        out["bound"] = float(
+            bounds.bound(args.t, args.lam, args.gamma, args.kappa, args.tau, args.err0)
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in out.items()}
+            )
+        )
+    else:
+        for k, v in out.items():
+            print(f"{k:>20}: {v}")
+        if not out["is_stable"]:
+            print("  (condition λ(1+κ) < (1+γ)/(2+γ) fails: no guarantee)")
+    return 0
+
+
+_PANEL_KEYS = (
+    "gammas",
+    "w2_mean",
+    "w2_median",
+    "w2_q10",
+    "w2_q90",
+    "param_err_mean",
+    "param_err_median",
+    "param_err_q10",
+    "param_err_q90",
+    "bound",
+    "exact_transient",
+    "tau",
+    "err0",
+    "seconds",
+)
+
+
+def run_gaussian_toy(cfg, out_dir: Path, panels: bool = True) -> dict:
+    """Runs the configured protocol (and the two companion panels), saves JSON + figure."""
+    import jax
+
+    from sims import gaussian_toy as toy
+    from sims import plotting, results
+
+    print(
+        f"gaussian-toy: {cfg.workflow}/{cfg.correction}, {len(cfg.gammas)} γ × "
+        f"{len(cfg.seeds)} seeds × {cfg.generations} generations",
+        flush=True,
+    )
+    main = toy.main(cfg)
+    print(f"  done in {main['seconds']:.1f} s (compilation included)", flush=True)
+    payload = {
+        "gammas": main["gammas"],
+        **{k: main[k] for k in ("w2_mean", "w2_median", "w2_q10", "w2_q90")},
+        "final_w2": {
+            "mean": main["w2_mean"][:, -1],
+            "median": main["w2_median"][:, -1],
+        },
+        "diverged_runs": (main["diverged_at"] >= 0).sum(axis=1),
+        "synth_ratio": main["synth_ratio"],
+        "seconds": main["seconds"],
+        "config": results.config_dict(cfg),
+        "provenance": results.provenance(cfg, cfg.seeds),
+    }
+    if panels:
+        panel_cfgs = {
+            "reference": dataclasses.replace(cfg, workflow="toy", correction="histogram-reference"),
+            "histogram": dataclasses.replace(cfg, workflow="toy", correction="histogram"),
+            "theorem": toy.theorem_panel(cfg),
+        }
+        figure_panels = {}
+        for name, panel_cfg in panel_cfgs.items():
+            res = main if panel_cfg == cfg else toy.main(panel_cfg)
+            print(f"  panel {name}: {res['seconds']:.1f} s", flush=True)
+            if name == "theorem":
+                res = {**res, **toy.bound_curves(panel_cfg, jax.random.key(12345))}
+            figure_panels[name] = res
+        payload["panels"] = {
+            name: {"config": results.config_dict(panel_cfgs[name])}
+            | {k: v for k, v in res.items() if k in _PANEL_KEYS}
+            for name, res in figure_panels.items()
+        }
+        png = plotting.fig2(figure_panels, out_dir / "fig2_gaussian_toy.png", payload["provenance"])
+        print(f"  wrote {png}")
+    path = results.write_json(out_dir / "gaussian_toy.json", payload)
+    print(f"  wrote {path}")
+    return payload
+
+
+def _gaussian_toy(args) -> int:
+    from sims import gaussian_toy as toy
+
+    cfg = toy.Config(
+        gammas=args.gammas,
+        generations=args.generations,
+        seeds=args.seeds,
+        n_real=args.n_real,
+        lam=args.lam,
+        workflow=args.workflow,
+        correction=args.correction,
+    )
+    run_gaussian_toy(cfg, Path(args.out), panels=not args.no_panels)
+    return 0
+
+
+def _figures(args) -> int:
+    from sims import gaussian_toy as toy
+
+    run_gaussian_toy(toy.Config(), Path(args.out))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from sims import gaussian_toy as toy
+    from sims import loop
+    from theory import operators as ops
+
+    p = argparse.ArgumentParser(prog="scsc", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("bound", help="Theorem 4.3 quantities for given constants")
+    b.add_argument("--lam", type=float, required=True, help="synthetic ratio λ >= 0")
+    b.add_argument("--gamma", type=float, required=True, help="correction strength γ >= 0 (inf ok)")
+    b.add_argument("--kappa", type=float, default=0.0, help="κ = εL/α >= 0")
+    b.add_argument("--t", type=int, help="generation t (non-negative integer)")
+    b.add_argument("--tau", type=float, help="τ_n(δ/t) >= 0")
+    b.add_argument("--err0", type=float, help="‖θ_0 − θ*‖ >= 0")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(func=_bound)
+
+    g = sub.add_parser("gaussian-toy", help="Fig. 2 protocol over many seeds")
+    d = toy.Config()
+    g.add_argument("--correction", choices=ops.CORRECTIONS, default=d.correction)
+    g.add_argument("--workflow", choices=loop.WORKFLOWS, default=d.workflow)
+    g.add_argument("--gammas", type=_floats, default=d.gammas, help="comma list, e.g. 0,0.1,1")
+    g.add_argument("--generations", type=int, default=d.generations)
+    g.add_argument(
+        "--seeds", type=_seeds, default=d.seeds, help="a count N (0..N-1) or a comma list"
+    )
+    g.add_argument("--n-real", type=int, default=d.n_real)
+    g.add_argument("--lam", type=float, default=d.lam)
+    g.add_argument("--out", default="out/gaussian_toy", help="output directory")
+    g.add_argument("--no-panels", action="store_true", help="skip the companion panels and figure")
+    g.set_defaults(func=_gaussian_toy)
+
+    f = sub.add_parser("figures", help="regenerate the committed figures")
+    f.add_argument("--out", default="figures")
+    f.set_defaults(func=_figures)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:
+        print(f"scsc {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""The paper's Gaussian toy (Fig. 2) over many seeds, plus its two companion panels.
+
+Paper: §4 "Gaussian toy", Fig. 2: p_data = p_θ* = N(0, I₂), n = 50 real points, λ = 0.5
+(25 synthetic points per generation), 500 generations, γ ∈ {0, .01, .03, .1, .3, 1, 2, 5},
+the accumulating ``toy`` schedule and the histogram corrector; metric W2(p_θt, N(0, I)).
+
+Three panels share the γ grid:
+
+1. ``histogram-reference``: the protocol as published (official rejection sampler);
+2. ``histogram``: the same with the corrector sampled exactly;
+3. ``augment`` + ``ideal``: the theorem's own setting, started away from θ* so the
+   transient is visible, with the exact population rate and the eq. (7) bound overlaid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sims import loop
+from theory import bounds
+from theory import gaussian as gauss
+from theory import operators as ops
+from theory._checks import check_nonneg, check_positive_int
+
+PAPER_GAMMAS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 2.0, 5.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One Gaussian-toy experiment (defaults: the paper's Fig. 2 protocol, 32 seeds).
+
+    Attributes:
+        gammas: correction strengths γ (inf allowed).
+        generations: T.
+        seeds: explicit integer seeds; seed s draws the real set and drives the loop.
+        n_real: real points n.
+        lam: synthetic ratio λ (⌊λn⌋ synthetic points per generation).
+        dim: dimension d.
+        workflow: ``sims.loop.WORKFLOWS``.
+        correction: ``theory.operators.CORRECTIONS``.
+        init_offset: None starts from the MLE on the real set (the paper); a number starts
+            from N(init_offset·e₁, init_cov_scale·I), away from θ*.
+        init_cov_scale: covariance scale of the displaced start.
+        delta: δ of Theorem 4.3 for the bound overlay (theorem panel only).
+    """
+
+    gammas: tuple[float, ...] = PAPER_GAMMAS
+    generations: int = 500
+    seeds: tuple[int, ...] = tuple(range(32))
+    n_real: int = 50
+    lam: float = 0.5
+    dim: int = 2
+    workflow: str = "toy"
+    correction: str = "histogram-reference"
+    init_offset: float | None = None
+    init_cov_scale: float = 1.0
+    delta: float = 0.1
+
+    def __post_init__(self):
+        check_nonneg("gammas", list(self.gammas))
+        check_nonneg("lam", self.lam, allow_inf=False)
+        for name in ("generations", "n_real", "dim"):
+            check_positive_int(name, getattr(self, name))
+        if not self.seeds:
+            raise ValueError("seeds must be a non-empty list of integers")
+        for s in self.seeds:
+            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
+                raise ValueError(f"seeds must be non-negative integers; got {s!r}")
+        if not 0 < self.delta < 1:
+            raise ValueError(f"delta must lie in (0, 1); got {self.delta}")
+        if self.init_cov_scale <= 0:
+            raise ValueError(f"init_cov_scale must be > 0; got {self.init_cov_scale}")
+        self.spec()  # validates workflow, correction and the synthetic count
+
+    @classmethod
+    def smoke(cls, **overrides) -> Config:
+        """A seconds-long variant for tests and notebooks."""
+        base = {"gammas": (0.0, 1.0), "generations": 20, "seeds": (0, 1, 2)}
+        return cls(**{**base, **overrides})
+
+    def spec(self) -> loop.LoopSpec:
+        k = (
+            self.n_real
+            if self.workflow == "replace"
+            else int(ops.n_synthetic(self.lam, self.n_real))
+        )
+        if k < 1:
+            raise ValueError(
+                f"lam * n_real must be >= 1 synthetic point; got {self.lam} * {self.n_real}"
+            )
+        return loop.LoopSpec(self.workflow, self.correction, self.generations, self.n_real, k)
+
+    def theta0(self) -> gauss.Gaussian | None:
+        if self.init_offset is None:
+            return None
+        mean = jnp.zeros(self.dim).at[0].set(self.init_offset)
+        return gauss.Gaussian(mean, self.init_cov_scale * jnp.eye(self.dim))
+
+
+def theorem_panel(base: Config) -> Config:
+    """The theorem's own setting for ``base``'s γ grid: augment + ideal π_γ, displaced start."""
+    return dataclasses.replace(
+        base, workflow="augment", correction="ideal", init_offset=2.0, init_cov_scale=2.0
+    )
+
+
+def seed_keys(seeds) -> jax.Array:
+    return jnp.stack([jax.random.key(int(s)) for s in seeds])
+
+
+def real_sets(keys: jax.Array, n: int, d: int) -> jax.Array:
+    """The real set of each seed: n draws of p_data = N(0, I) from ``fold_in(key, 0)``."""
+    target = gauss.standard(d)
+    return jax.vmap(lambda k: gauss.sample(jax.random.fold_in(k, 0), target, n))(keys)
+
+
+def main(cfg: Config) -> dict:
+    """Runs the sweep; returns arrays (γ × seeds × (T+1)) and summaries; writes nothing."""
+    keys = seed_keys(cfg.seeds)
+    reals = real_sets(keys, cfg.n_real, cfg.dim)
+    loop_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+    start = time.perf_counter()
+    trace = loop.sweep(
+        cfg.spec(),
+        loop_keys,
+        reals,
+        jnp.asarray([cfg.lam]),
+        jnp.asarray(cfg.gammas),
+        gauss.standard(cfg.dim),
+        cfg.theta0(),
+    )
+    jax.block_until_ready(trace)
+    seconds = time.perf_counter() - start
+    take = lambda a: np.moveaxis(np.asarray(a)[:, 0], 0, 1)  # (seeds, 1, γ, …) → (γ, seeds, …)  # noqa: E731
+    out = {
+        "gammas": list(cfg.gammas),
+        "w2": take(trace.w2),
+        "param_err": take(trace.param_err),
+        "synth_ratio": np.asarray(trace.synth_ratio)[0, 0, 0],
+        "diverged_at": take(loop.diverged_at(trace.finite)),
+        "seconds": seconds,
+    }
+    out.update(summarize(out["w2"], "w2"))
+    out.update(summarize(out["param_err"], "param_err"))
+    return out
+
+
+def summarize(values: np.ndarray, name: str) -> dict[str, np.ndarray]:
+    """Mean, median and 10–90% band over seeds (axis 1), ignoring diverged (NaN) runs."""
+    with np.errstate(all="ignore"):
+        return {
+            f"{name}_mean": np.nanmean(values, axis=1),
+            f"{name}_median": np.nanmedian(values, axis=1),
+            f"{name}_q10": np.nanquantile(values, 0.1, axis=1),
+            f"{name}_q90": np.nanquantile(values, 0.9, axis=1),
+        }
+
+
+def one_step_deviations(key: jax.Array, cfg: Config, gamma: float, num: int) -> np.ndarray:
+    """Samples ‖π_γG^n_λ(θ) − π_γG^∞_λ(θ)‖ for θ in U (Assumption 3's random quantity).
+
+    Each draw takes a fresh real set of n points, ⌊λn⌋ synthetic points of p_θ corrected by
+    the ideal π_γ, and the MLE on their union; G^∞ is the exact population map with the same
+    synthetic weight ⌊λn⌋/n. U is the segment {θ* + s(θ_0 − θ*) : s ∈ [0, 1]} from θ* to the
+    displaced start, the region the iterates travel through.
+    """
+    spec = loop.LoopSpec(
+        "augment", "ideal", 1, cfg.n_real, int(ops.n_synthetic(cfg.lam, cfg.n_real))
+    )
+    target = gauss.standard(cfg.dim)
+    theta0 = cfg.theta0() or target
+    lam_eff = spec.k_max / cfg.n_real
+
+    def one(k):
+        k_s, k_real, k_gen = jax.random.split(k, 3)
+        s = jax.random.uniform(k_s, dtype=theta0.mean.dtype)
+        theta = jax.tree.map(lambda a, b: b + s * (a - b), theta0, target)
+        real = gauss.sample(k_real, target, cfg.n_real)
+        state = loop.LoopState(theta, loop.Pool.zeros(1, spec.k_max, cfg.dim, real.dtype))
+        stats = loop._real_stats(spec, real)
+        new, _ = loop.generation(spec, k_gen, stats, cfg.lam, gamma, target, None, state, 1)
+        exact = gauss.population_map(theta, lam_eff, gamma, target)
+        return gauss.param_distance(new.theta, exact)
+
+    keys = jax.random.split(key, num)
+    return np.asarray(jax.jit(jax.vmap(one))(keys))
+
+
+def bound_curves(cfg: Config, key: jax.Array, num: int = 20000) -> dict[str, np.ndarray]:
+    """Eq. (7) per γ with τ_n(δ/t) estimated as the (1 − δ/t)-quantile of one-step deviations.
+
+    Also returns the exact noise-free transient ‖θ_0 − θ*‖·a^t, a = λ/((1+λ)(1+γ)) (the mean
+    part of the population map contracts at exactly a), and τ_n(δ) per γ.
+    """
+    t = np.arange(cfg.generations + 1)
+    theta0 = cfg.theta0() or gauss.standard(cfg.dim)
+    err0 = float(gauss.param_distance(theta0, gauss.standard(cfg.dim)))
+    levels = 1.0 - cfg.delta / np.maximum(t, 1)
+    out = {"bound": [], "exact_transient": [], "tau": [], "err0": err0}
+    for i, gamma in enumerate(cfg.gammas):
+        dev = one_step_deviations(jax.random.fold_in(key, i), cfg, gamma, num)
+        tau_t = np.quantile(dev, np.minimum(levels, 1.0 - 1.0 / num))
+        out["tau"].append(float(np.quantile(dev, 1.0 - cfg.delta)))
+        out["bound"].append(np.asarray(bounds.bound(t, cfg.lam, gamma, 0.0, tau_t, err0)))
+        rate = float(gauss.population_contraction(cfg.lam, gamma))
+        out["exact_transient"].append(err0 * rate**t)
+    return {k: np.asarray(v) if isinstance(v, list) else v for k, v in out.items()}

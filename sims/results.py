@@ -1,0 +1,114 @@
+"""Saving results with provenance: JSON (+ optional NPZ) beside every figure."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+SCHEMA_VERSION = 1
+_PACKAGES = ("jax", "jaxlib", "numpy", "scipy", "matplotlib", "scsc")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def config_dict(cfg) -> dict[str, Any]:
+    """A frozen config dataclass as a JSON-ready dict."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
+
+
+def config_hash(cfg) -> str:
+    """Short content hash of a config (stable across runs and machines)."""
+    blob = json.dumps(config_dict(cfg), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def provenance(cfg=None, seeds=None) -> dict[str, Any]:
+    """Who/what/where produced a result: git SHA and dirty flag, versions, backend, x64."""
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    status = _git("status", "--porcelain")
+    info = {
+        "schema_version": SCHEMA_VERSION,
+        "git_sha": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "versions": versions,
+        "python": platform.python_version(),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "x64": bool(jax.config.jax_enable_x64),
+    }
+    if cfg is not None:
+        info["config_hash"] = config_hash(cfg)
+    if seeds is not None:
+        info["seeds"] = [int(s) for s in seeds]
+    return info
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray | jax.Array):
+        return _jsonable(np.asarray(x).tolist())
+    if isinstance(x, float) and not np.isfinite(x):
+        return None if np.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, np.generic):
+        return _jsonable(x.item())
+    return x
+
+
+def write_json(path: str | os.PathLike, payload: dict) -> Path:
+    """Atomically writes ``payload`` as JSON (temp file, then rename); NaN → null."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(_jsonable(payload), f, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """Reads a result file; clear errors for a missing, unreadable or wrong-version file."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"result file {path} does not exist") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"result file {path} is not readable JSON: {e}") from None
+    version = payload.get("provenance", {}).get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ValueError(
+            f"result file {path} has schema version {version}; this scsc reads {SCHEMA_VERSION}"
+        )
+    return payload

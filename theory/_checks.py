@@ -1,0 +1,59 @@
+"""Input validation shared by the theory functions.
+
+Checks run on concrete values only: inside `jit`/`grad`/`vmap` the arguments are tracers and
+are passed through unchecked (validate at the edge, before tracing).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_traced(x) -> bool:
+    """True when any leaf of ``x`` is a JAX tracer (no concrete value to check)."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
+
+
+def as_float(x) -> jax.Array:
+    """Converts to the default float dtype (float64 under ``jax_enable_x64``)."""
+    return jnp.asarray(x, dtype=jnp.result_type(float))
+
+
+def check_nonneg(name: str, x, *, allow_inf: bool = True) -> None:
+    """Raises ValueError unless every entry of ``x`` is >= 0 (and not NaN).
+
+    Args:
+        name: parameter name used in the message.
+        x: scalar or array.
+        allow_inf: whether +inf is an admissible value.
+    """
+    if is_traced(x):
+        return
+    a = np.asarray(x, dtype=float)
+    upper = "inf]" if allow_inf else "inf)"
+    bad = np.isnan(a) | (a < 0) | (~allow_inf & np.isinf(a))
+    if np.any(bad):
+        raise ValueError(f"{name} must lie in [0, {upper}; got {a[bad].ravel()[:3].tolist()}")
+
+
+def check_nonneg_int(name: str, x) -> None:
+    """Raises ValueError unless every entry of ``x`` is a non-negative integer."""
+    if is_traced(x):
+        return
+    a = np.asarray(x)
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.number):
+        raise ValueError(f"{name} must be a non-negative integer; got {x!r}")
+    af = a.astype(float)
+    bad = ~np.isfinite(af) | (af < 0) | (af != np.round(af))
+    if np.any(bad):
+        raise ValueError(
+            f"{name} must be a non-negative integer; got {af[bad].ravel()[:3].tolist()}"
+        )
+
+
+def check_positive_int(name: str, x: int) -> None:
+    """Raises ValueError unless ``x`` is an integer >= 1 (sizes such as n, d, seeds)."""
+    if isinstance(x, bool) or not isinstance(x, int | np.integer) or x < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {x!r}")
