@@ -31,9 +31,9 @@ def check_nonneg(name: str, x, *, allow_inf: bool = True) -> None:
     """
     if is_traced(x):
         return
-    a = np.asarray(x, dtype=float)
+    a = np.atleast_1d(np.asarray(x, dtype=float))
     upper = "inf]" if allow_inf else "inf)"
-    bad = np.isnan(a) | (a < 0) | (~allow_inf & np.isinf(a))
+    bad = np.isnan(a) | (a < 0) | (np.isinf(a) & (not allow_inf))
     if np.any(bad):
         raise ValueError(f"{name} must lie in [0, {upper}; got {a[bad].ravel()[:3].tolist()}")
 
@@ -42,7 +42,7 @@ def check_nonneg_int(name: str, x) -> None:
     """Raises ValueError unless every entry of ``x`` is a non-negative integer."""
     if is_traced(x):
         return
-    a = np.asarray(x)
+    a = np.atleast_1d(np.asarray(x))
     if a.dtype == bool or not np.issubdtype(a.dtype, np.number):
         raise ValueError(f"{name} must be a non-negative integer; got {x!r}")
     af = a.astype(float)

@@ -86,7 +86,7 @@ def sqrtm_psd(a: Float[Array, "d d"]) -> Float[Array, "d d"]:
     d = a.shape[-1]
     if d > 2:
         w, v = jnp.linalg.eigh(a)
-        return (v * jnp.sqrt(jnp.clip(w, 0.0))) @ v.T
+        return (v * jnp.sqrt(jnp.clip(w, 0.0))[None, :]) @ v.T
     if d == 1:
         return jnp.sqrt(jnp.clip(a, 0.0))
     s = jnp.sqrt(jnp.clip(a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0], 0.0))
@@ -111,7 +111,7 @@ def fit(x: Float[Array, "n d"], weights: Float[Array, " n"] | None = None) -> Ga
     weights = weights.astype(x.dtype)
     total = jnp.sum(weights)
     mean = weights @ x / total
-    xc = x - mean
+    xc = x - mean[None, :]
     cov = (xc * weights[:, None]).T @ xc / total
     return Gaussian(mean, 0.5 * (cov + cov.T))
 
@@ -125,7 +125,7 @@ def prefix_stats(
     any union of row prefixes in O(groups) instead of O(points). Centring each group near
     its own mean keeps the second moments precise.
     """
-    y = x - center
+    y = x - center[None, :]
     zero = jnp.zeros((1, *y.shape[1:]), y.dtype)
     s1 = jnp.concatenate([zero, jnp.cumsum(y, axis=0)])
     outer = y[:, :, None] * y[:, None, :]
@@ -148,7 +148,7 @@ def fit_groups(
     """
     total = jnp.sum(counts)
     mean = (counts @ centers + jnp.sum(s1, axis=0)) / total
-    delta = centers - mean
+    delta = centers - mean[None, :]
     cross = jnp.einsum("gi,gj->ij", s1, delta)
     scatter = (
         jnp.sum(s2, axis=0) + cross + cross.T + jnp.einsum("g,gi,gj->ij", counts, delta, delta)
@@ -160,13 +160,13 @@ def fit_groups(
 def sample(key: jax.Array, g: Gaussian, n: int) -> Float[Array, "n d"]:
     """n i.i.d. draws of N(μ, Σ) as μ + Σ^{1/2} z (valid for singular Σ)."""
     z = jax.random.normal(key, (n, g.dim), dtype=g.mean.dtype)
-    return g.mean + z @ sqrtm_psd(g.cov)
+    return g.mean[None, :] + z @ sqrtm_psd(g.cov)
 
 
 def logpdf(g: Gaussian, x: Float[Array, "... d"]) -> Float[Array, "..."]:
     """log N(x; μ, Σ) for a positive-definite Σ."""
     chol = jnp.linalg.cholesky(g.cov)
-    flat = (x - g.mean).reshape(-1, g.dim)
+    flat = x.reshape(-1, g.dim) - g.mean[None, :]
     z = jax.scipy.linalg.solve_triangular(chol, flat.T, lower=True).T.reshape(x.shape)
     half_logdet = jnp.sum(jnp.log(jnp.diagonal(chol)))
     return -0.5 * jnp.sum(z**2, axis=-1) - half_logdet - 0.5 * g.dim * jnp.log(2 * jnp.pi)
@@ -199,7 +199,7 @@ def mixture_moments(
 ) -> Gaussian:
     """Mean and covariance of the mixture Σ_k w_k N(m_k, S_k) (weights sum to 1)."""
     mean = weights @ means
-    dev = means - mean
+    dev = means - mean[None, :]
     cov = jnp.einsum("k,kij->ij", weights, covs) + jnp.einsum("k,ki,kj->ij", weights, dev, dev)
     return Gaussian(mean, cov)
 
