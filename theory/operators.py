@@ -16,7 +16,6 @@ or the factories below; γ may be a traced array.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Protocol
 
 import jax
@@ -114,9 +113,12 @@ def _histogram_edges(x: Array, valid: Array, bins: int) -> tuple[Array, Array]:
 
 def _numpy_cells(x: Array, lo: Array, width: Array, bins: int) -> Array:
     """NumPy's bin index of each row: right-open bins, the maximum goes in the last bin."""
-    edges = lo + width * jnp.arange(bins + 1, dtype=x.dtype)[:, None]  # (bins+1, d)
-    search = partial(jnp.searchsorted, side="right", method="compare_all")
-    idx = jax.vmap(search, (1, 1), 1)(edges, x) - 1
+    idx = jnp.floor((x - lo[None, :]) / width[None, :]).astype(jnp.int32)
+    idx = jnp.clip(idx, 0, bins - 1)
+    # NumPy compares against edges lo + i·width: fix the rare round-off at a bin boundary.
+    left = lo[None, :] + idx * width[None, :]
+    idx = jnp.where(x < left, idx - 1, idx)
+    idx = jnp.where(x >= left + width[None, :], idx + 1, idx)
     return jnp.clip(idx, 0, bins - 1)
 
 

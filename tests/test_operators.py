@@ -1,0 +1,114 @@
+"""Correctors and retrain: identities, Monte-Carlo against exact laws (k = 5 standard errors)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from theory import gaussian as gauss
+from theory import operators as ops
+
+K_SE = 5.0
+TARGET = gauss.standard(2)
+
+
+def batch(seed=0, k=25):
+    return jax.random.normal(jax.random.key(seed), (k, 2)) * 0.8 + jnp.asarray([0.7, -0.3])
+
+
+def many(corrector, x, reps=4000, mask=None):
+    keys = jax.random.split(jax.random.key(42), reps)
+    return np.asarray(jax.jit(jax.vmap(lambda k: corrector(k, x, mask=mask)))(keys))
+
+
+def test_ideal_gamma_zero_is_identity_and_keeps_one_over_one_plus_gamma():
+    x = batch()
+    np.testing.assert_array_equal(ops.ideal(0.0, TARGET)(jax.random.key(0), x), x)
+    for gamma in (0.5, 3.0):
+        out = many(ops.ideal(gamma, TARGET), x, reps=2000)
+        kept = np.all(out == np.asarray(x)[None], axis=-1).mean()
+        p = 1 / (1 + gamma)
+        assert abs(kept - p) < K_SE * np.sqrt(p * (1 - p) / (2000 * 25))
+
+
+def exact_histogram_mixture(x, gamma, bins=10):
+    """Moments of (1−t)·hist + t·N(0, I), hist from NumPy's own histogramdd."""
+    x = np.asarray(x)
+    counts, edges = np.histogramdd(x, bins=bins)
+    w = counts / counts.sum()
+    cx = 0.5 * (edges[0][1:] + edges[0][:-1])
+    cy = 0.5 * (edges[1][1:] + edges[1][:-1])
+    widths = np.array([edges[0][1] - edges[0][0], edges[1][1] - edges[1][0]])
+    centers = np.stack(np.meshgrid(cx, cy, indexing="ij"), -1).reshape(-1, 2)
+    w = w.reshape(-1)
+    mean_h = w @ centers
+    second_h = np.einsum("k,ki,kj->ij", w, centers, centers) + np.diag(widths**2 / 12)
+    t = gamma / (1 + gamma)
+    mean = (1 - t) * mean_h
+    second = (1 - t) * second_h + t * np.eye(2)
+    return mean, second - np.outer(mean, mean)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_histogram_sampler_matches_mixture_moments(gamma):
+    x = batch(1)
+    out = many(ops.histogram(gamma, TARGET), x).reshape(-1, 2)
+    mean, cov = exact_histogram_mixture(x, gamma)
+    se = np.sqrt(np.diag(cov) / out.shape[0])
+    assert np.all(np.abs(out.mean(0) - mean) < K_SE * se)
+    np.testing.assert_allclose(np.cov(out.T), cov, atol=0.03)
+
+
+def reference_law_moments(x, gamma, bins=10, grid=801, half=7.0):
+    """Moments of the official sampler's accepted law ∝ min(φ, f/M), by quadrature (NumPy)."""
+    x = np.asarray(x)
+    hist, xe, ye = np.histogram2d(x[:, 0], x[:, 1], bins=bins, density=True)
+    t = gamma / (1 + gamma)
+    phi0 = 1 / (2 * np.pi)
+    envelope = ((1 - t) * hist.max() + t * phi0) / phi0
+    g = np.linspace(-half, half, grid)
+    cx, cy = np.meshgrid(g, g, indexing="ij")
+    phi = phi0 * np.exp(-0.5 * (cx**2 + cy**2))
+    ix = np.trunc((cx - xe[0]) / (xe[1] - xe[0])).astype(int)
+    iy = np.trunc((cy - ye[0]) / (ye[1] - ye[0])).astype(int)
+    inside = (ix >= 0) & (ix < bins) & (iy >= 0) & (iy < bins)
+    emp = np.where(inside, hist[np.clip(ix, 0, bins - 1), np.clip(iy, 0, bins - 1)], 0.0)
+    dens = np.minimum(phi, ((1 - t) * emp + t * phi) / envelope)
+    dens /= dens.sum()
+    pts = np.stack([cx, cy], -1).reshape(-1, 2)
+    mean = dens.reshape(-1) @ pts
+    cov = np.einsum("k,ki,kj->ij", dens.reshape(-1), pts - mean, pts - mean)
+    return mean, cov
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_histogram_reference_matches_its_accepted_law(gamma):
+    x = batch(2)
+    out = many(ops.histogram_reference(gamma, TARGET), x).reshape(-1, 2)
+    assert np.all(np.isfinite(out))
+    mean, cov = reference_law_moments(x, gamma)
+    se = np.sqrt(np.diag(cov) / out.shape[0])
+    assert np.all(np.abs(out.mean(0) - mean) < K_SE * se)
+    np.testing.assert_allclose(np.cov(out.T), cov, atol=0.03)
+
+
+def test_masked_rows_untouched_and_histogram_ignores_them():
+    x = batch(3)
+    mask = jnp.arange(25) < 10
+    poisoned = x.at[10:].set(1e6)  # would wreck the histogram range if it were used
+    for corr in (ops.histogram(0.0, TARGET), ops.histogram_reference(0.0, TARGET)):
+        out = np.asarray(corr(jax.random.key(0), poisoned, mask=mask))
+        np.testing.assert_array_equal(out[10:], np.asarray(poisoned)[10:])
+        assert np.all(np.abs(out[:10]) < 10)
+
+
+def test_make_corrector_and_retrain():
+    with pytest.raises(ValueError, match="correction must be one of"):
+        ops.make_corrector("kmeans", 1.0, TARGET)
+    with pytest.raises(ValueError, match="gamma"):
+        ops.make_corrector("ideal", -1.0, TARGET)
+    real, synth = batch(4, 10), batch(5, 8)
+    g = ops.retrain(real, synth, 0.5)  # ⌊0.5·10⌋ = 5 synthetic rows
+    ref = np.concatenate([np.asarray(real), np.asarray(synth)[:5]])
+    np.testing.assert_allclose(g.mean, ref.mean(0), rtol=1e-5)
+    assert int(ops.n_synthetic(0.29, 100)) == 29
