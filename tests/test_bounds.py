@@ -73,8 +73,14 @@ def test_contraction_monotone(lam, g1, g2, kappa):
     assert bounds.contraction(lam * 0.9, lo, kappa) < bounds.contraction(lam, lo, kappa)
 
 
-@given(st.floats(0.01, 0.49), st.floats(0, 50), st.floats(1e-3, 50), st.integers(1, 200),
-       st.floats(1e-3, 1), st.floats(0, 5))
+@given(
+    st.floats(0.01, 0.49),
+    st.floats(0, 50),
+    st.floats(1e-3, 50),
+    st.integers(1, 200),
+    st.floats(1e-3, 1),
+    st.floats(0, 5),
+)
 def test_bound_strictly_decreasing_in_gamma(lam, gamma, dgamma, t, tau, err0):
     assert bounds.bound(t, lam, gamma + dgamma, 0.0, tau, err0) < bounds.bound(
         t, lam, gamma, 0.0, tau, err0

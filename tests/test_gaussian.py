@@ -47,8 +47,12 @@ def test_kl_and_logpdf_match_scipy():
     np.testing.assert_allclose(gauss.logpdf(g1, jnp.asarray(x)), ref, rtol=1e-10)
     m1, s1, m2, s2 = (np.asarray(a) for a in (g1.mean, g1.cov, g2.mean, g2.cov))
     inv2 = np.linalg.inv(s2)
-    kl = 0.5 * (np.trace(inv2 @ s1) + (m2 - m1) @ inv2 @ (m2 - m1) - 3
-                + np.log(np.linalg.det(s2) / np.linalg.det(s1)))
+    kl = 0.5 * (
+        np.trace(inv2 @ s1)
+        + (m2 - m1) @ inv2 @ (m2 - m1)
+        - 3
+        + np.log(np.linalg.det(s2) / np.linalg.det(s1))
+    )
     assert float(gauss.kl(g1, g2)) == pytest.approx(kl, rel=1e-10)
 
 
@@ -65,8 +69,13 @@ def test_fit_and_fit_groups_match_numpy():
     for p, m in zip(parts, (4, 15, 9), strict=True):
         c = jnp.asarray(p.mean(0) + 0.3)
         s1, s2 = gauss.prefix_stats(jnp.asarray(p), c)
-        counts.append(float(m)); centers.append(c); s1s.append(s1[m]); s2s.append(s2[m])
-    merged = gauss.fit_groups(jnp.asarray(counts), jnp.stack(centers), jnp.stack(s1s), jnp.stack(s2s))
+        counts.append(float(m))
+        centers.append(c)
+        s1s.append(s1[m])
+        s2s.append(s2[m])
+    merged = gauss.fit_groups(
+        jnp.asarray(counts), jnp.stack(centers), jnp.stack(s1s), jnp.stack(s2s)
+    )
     union = np.concatenate([parts[0][:4], parts[1][:15], parts[2][:9]])
     np.testing.assert_allclose(merged.mean, union.mean(0), rtol=1e-12)
     np.testing.assert_allclose(merged.cov, np.cov(union.T, bias=True), rtol=1e-9)

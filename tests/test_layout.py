@@ -3,8 +3,18 @@
 import ast
 from pathlib import Path
 
-ALLOWED = {"jax", "jaxtyping", "numpy", "theory", "__future__", "dataclasses", "functools",
-           "collections", "typing", "math"}
+ALLOWED = {
+    "jax",
+    "jaxtyping",
+    "numpy",
+    "theory",
+    "__future__",
+    "dataclasses",
+    "functools",
+    "collections",
+    "typing",
+    "math",
+}
 
 
 def test_theory_imports_only_jax_and_numpy():

@@ -1,0 +1,119 @@
+"""Loops: scan = Python loop, one compilation per sweep, Monte-Carlo against exact chains."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import digamma
+
+from sims import gaussian_toy as toy
+from sims import loop
+from theory import gaussian as gauss
+
+K_SE = 5.0
+
+
+def test_chunked_scan_equals_python_loop():
+    spec = loop.LoopSpec("toy", "histogram", 7, 20, 10)
+    key, target = jax.random.key(0), gauss.standard(2)
+    real = gauss.sample(jax.random.key(1), target, 20)
+    a = loop.simulate(spec, key, real, 0.5, 1.0, target, chunk=3)
+    b = loop.simulate(spec, key, real, 0.5, 1.0, target, chunk=1)
+    stats = loop._real_stats(spec, real)
+    hist = loop.Pool.zeros(7, 10, 2, real.dtype)
+    state = loop.LoopState(gauss.fit(real), loop.Pool.zeros(1, 10, 2, real.dtype))
+    w2 = []
+    for t in range(1, 8):
+        state, out = loop.generation(spec, key, stats, 0.5, 1.0, target, hist, state, t)
+        hist = hist.put(t - 1, state.recent)
+        w2.append(out[0])
+    np.testing.assert_allclose(a.w2[1:], np.asarray(w2), rtol=1e-9)
+    np.testing.assert_allclose(b.w2, a.w2, rtol=1e-9)
+    assert a.synth_ratio[-1] == pytest.approx(sum((j * 10) // 7 for j in range(1, 8)) / 20)
+
+
+def test_gamma_sweep_compiles_once():
+    cfg = toy.Config.smoke(workflow="augment", correction="ideal", generations=5)
+    loop.sweep.clear_cache()
+    toy.main(cfg)
+    toy.main(
+        toy.Config.smoke(workflow="augment", correction="ideal", generations=5, gammas=(2.0, 7.0))
+    )
+    assert loop.sweep._cache_size() == 1
+
+
+def test_augment_mean_follows_exact_recursion():
+    """E[μ_t | real] = (n m + k E[μ_{t-1}]/(1+γ))/(n+k) (ideal π_γ, target mean 0)."""
+    n, k, gamma, seeds = 20, 10, 1.0, 3000
+    spec = loop.LoopSpec("augment", "ideal", 4, n, k)
+    target = gauss.standard(1)
+    real = gauss.sample(jax.random.key(5), target, n)
+    theta0 = gauss.Gaussian(jnp.asarray([3.0]), jnp.eye(1))
+    keys = jax.random.split(jax.random.key(6), seeds)
+    means = []
+    for t_final in range(1, 5):
+        s = loop.LoopSpec("augment", "ideal", t_final, n, k)
+        run = jax.vmap(lambda kk: loop.simulate(s, kk, real, 0.5, gamma, target, theta0).final.mean)
+        means.append(np.asarray(run(keys))[:, 0])
+    m, mu = float(real.mean()), 3.0
+    for t in range(4):
+        mu = (n * m + k * mu / (1 + gamma)) / (n + k)
+        se = means[t].std() / np.sqrt(seeds)
+        assert abs(means[t].mean() - mu) < K_SE * se, (t, means[t].mean(), mu)
+    del spec
+
+
+def test_replace_variance_chain():
+    """1-D replace with MLE refit: E[σ²_T] = ((n−1)/n)^T σ²_0; E[log σ²_T] has a closed form."""
+    n, seeds = 20, 4000
+    target = gauss.standard(1)
+    real = jnp.zeros((n, 1))
+    theta0 = gauss.Gaussian(jnp.zeros(1), jnp.eye(1))
+    keys = jax.random.split(jax.random.key(7), seeds)
+    for T in (10, 100):
+        spec = loop.LoopSpec("replace", "identity", T, n, n)
+        var = np.asarray(
+            jax.vmap(lambda kk: loop.simulate(spec, kk, real, 0.0, 0.0, target, theta0).final.cov)(
+                keys
+            )
+        )[:, 0, 0]
+        if T <= n // 2:
+            exact = ((n - 1) / n) ** T
+            assert abs(var.mean() - exact) < K_SE * var.std() / np.sqrt(seeds)
+        exact_log = T * (digamma((n - 1) / 2) + np.log(2 / n))
+        logs = np.log(var)
+        assert abs(logs.mean() - exact_log) < K_SE * logs.std() / np.sqrt(seeds)
+        print(f"T={T}: mean σ² {var.mean():.3g}, median {np.median(var):.3g}")
+
+
+def test_eq7_bound_holds_on_independent_trajectories():
+    cfg = toy.theorem_panel(
+        toy.Config.smoke(gammas=(1.0,), generations=30, seeds=tuple(range(300)))
+    )
+    curves = toy.bound_curves(cfg, jax.random.key(99), num=20000)
+    res = toy.main(cfg)
+    err = res["param_err"][0]  # (seeds, T+1)
+    ok = np.all(err[:, 1:] <= curves["bound"][0][None, 1:], axis=1)
+    assert ok.mean() >= 1 - cfg.delta
+    print(
+        "bound / measured (median over seeds, t = 30):",
+        curves["bound"][0][-1] / np.median(err[:, -1]),
+    )
+
+
+def test_divergence_is_flagged_not_raised():
+    spec = loop.LoopSpec("augment", "ideal", 5, 10, 5)
+    target = gauss.standard(2)
+    bad = gauss.Gaussian(jnp.full(2, jnp.nan), jnp.eye(2))
+    tr = loop.simulate(spec, jax.random.key(0), jnp.zeros((10, 2)), 0.5, 0.0, target, bad)
+    assert int(loop.diverged_at(tr.finite)) == 0
+    assert int(loop.diverged_at(jnp.ones(4, bool))) == -1
+
+
+def test_bad_config_raises_before_work():
+    with pytest.raises(ValueError, match="workflow"):
+        toy.Config(workflow="nope")
+    with pytest.raises(ValueError, match="lam"):
+        toy.Config(lam=-1.0)
+    with pytest.raises(ValueError, match="n_real"):
+        toy.Config(n_real=0)
