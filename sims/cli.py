@@ -145,7 +145,7 @@ def run_gaussian_toy(cfg, out_dir: Path, panels: bool = True) -> dict:
         }
         png = plotting.fig2(figure_panels, out_dir / "fig2_gaussian_toy.png", payload["provenance"])
         print(f"  wrote {png}")
-    path = results.write_json(out_dir / "gaussian_toy.json", payload)
+    path = results.write_json(out_dir / "gaussian_toy.json", payload, digits=6)
     print(f"  wrote {path}")
     return payload
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -161,34 +162,32 @@ def summarize(values: np.ndarray, name: str) -> dict[str, np.ndarray]:
         }
 
 
-def one_step_deviations(key: jax.Array, cfg: Config, gamma: float, num: int) -> np.ndarray:
-    """Samples ‖π_γG^n_λ(θ) − π_γG^∞_λ(θ)‖ for θ in U (Assumption 3's random quantity).
-
-    Each draw takes a fresh real set of n points, ⌊λn⌋ synthetic points of p_θ corrected by
-    the ideal π_γ, and the MLE on their union; G^∞ is the exact population map with the same
-    synthetic weight ⌊λn⌋/n. U is the segment {θ* + s(θ_0 − θ*) : s ∈ [0, 1]} from θ* to the
-    displaced start, the region the iterates travel through.
-    """
-    spec = loop.LoopSpec(
-        "augment", "ideal", 1, cfg.n_real, int(ops.n_synthetic(cfg.lam, cfg.n_real))
-    )
-    target = gauss.standard(cfg.dim)
-    theta0 = cfg.theta0() or target
-    lam_eff = spec.k_max / cfg.n_real
-
+@partial(jax.jit, static_argnames=("spec", "num"))
+def _deviations(spec, key, lam, gamma, theta0, target, num):
     def one(k):
         k_s, k_real, k_gen = jax.random.split(k, 3)
         s = jax.random.uniform(k_s, dtype=theta0.mean.dtype)
         theta = jax.tree.map(lambda a, b: b + s * (a - b), theta0, target)
-        real = gauss.sample(k_real, target, cfg.n_real)
-        state = loop.LoopState(theta, loop.Pool.zeros(1, spec.k_max, cfg.dim, real.dtype))
-        stats = loop._real_stats(spec, real)
-        new, _ = loop.generation(spec, k_gen, stats, cfg.lam, gamma, target, None, state, 1)
-        exact = gauss.population_map(theta, lam_eff, gamma, target)
-        return gauss.param_distance(new.theta, exact)
+        real = gauss.sample(k_real, target, spec.n_real)
+        new = loop.simulate(spec, k_gen, real, lam, gamma, target, theta).final
+        exact = gauss.population_map(theta, spec.k_max / spec.n_real, gamma, target)
+        return gauss.param_distance(new, exact)
 
-    keys = jax.random.split(key, num)
-    return np.asarray(jax.jit(jax.vmap(one))(keys))
+    return jax.vmap(one)(jax.random.split(key, num))
+
+
+def one_step_deviations(key: jax.Array, cfg: Config, gamma: float, num: int) -> np.ndarray:
+    """Samples ‖π_γG^n_λ(θ) − π_γG^∞_λ(θ)‖ for θ in U (Assumption 3's random quantity).
+
+    Each draw is one ``augment`` generation with the ideal π_γ from θ on a fresh real set of
+    n points; G^∞ is the exact population map with the same synthetic weight ⌊λn⌋/n. U is
+    the segment {θ* + s(θ_0 − θ*) : s ∈ [0, 1]} from θ* to the displaced start, the region
+    the iterates travel through. γ is traced: one compilation serves every γ.
+    """
+    spec = dataclasses.replace(cfg, workflow="augment", correction="ideal", generations=1).spec()
+    target = gauss.standard(cfg.dim)
+    theta0 = cfg.theta0() or target
+    return np.asarray(_deviations(spec, key, cfg.lam, gamma, theta0, target, num))
 
 
 def bound_curves(cfg: Config, key: jax.Array, num: int = 20000) -> dict[str, np.ndarray]:

@@ -79,8 +79,9 @@ class LoopSpec:
             raise ValueError(f"replace needs k_max >= n_real = {self.n_real}; got {self.k_max}")
 
     @property
-    def pool_rows(self) -> int:
-        return self.generations if self.workflow in ("accumulate", "toy") else 1
+    def keeps_history(self) -> bool:
+        """Whether past synthetic sets stay in the fit (the pool grows)."""
+        return self.workflow in ("accumulate", "toy")
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=["centers", "s1", "s2"], meta_fields=[])
@@ -109,7 +110,7 @@ class Pool:
     def put(self, row: Array, other: Pool) -> Pool:
         """Writes ``other``'s rows starting at ``row``."""
         put = partial(jax.lax.dynamic_update_slice_in_dim, start_index=row, axis=0)
-        return jax.tree.map(lambda a, b: put(a, b), self, other)
+        return jax.tree.map(put, self, other)
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=["theta", "recent"], meta_fields=[])
@@ -212,8 +213,8 @@ def generation(
     chunk = state.recent.centers.shape[0]
     start = ((t - 1) // chunk) * chunk
     recent = state.recent.put(t - 1 - start, Pool(center[None], s1[None], s2[None]))
-    groups = [recent.gather(_set_counts(spec, start + jnp.arange(chunk), t, k))]
     counts = [_set_counts(spec, start + jnp.arange(chunk), t, k)]
+    groups = [recent.gather(counts[0])]
     if history is not None:
         old = _set_counts(spec, jnp.arange(history.centers.shape[0]), t, k)
         old = jnp.where(jnp.arange(old.shape[0]) < start, old, 0)
@@ -231,18 +232,16 @@ def generation(
     return LoopState(theta, recent), (*_metrics(theta, target), ratio, theta)
 
 
-def _real_stats(spec: LoopSpec, real: Float[Array, "n d"]):
-    """(count, centre, scatter) of the real set; count 0 in ``replace`` (no real data)."""
-    mean = jnp.mean(real, axis=0)
-    scatter = (real - mean).T @ (real - mean)
+def _real_stats(spec: LoopSpec, fit: gauss.Gaussian):
+    """(count, centre, scatter) of the real set from its MLE; count 0 in ``replace``."""
     count = 0.0 if spec.workflow == "replace" else float(spec.n_real)
-    return jnp.asarray(count, real.dtype), mean, scatter
+    return jnp.asarray(count, fit.mean.dtype), fit.mean, spec.n_real * fit.cov
 
 
 def default_chunk(spec: LoopSpec) -> int:
     """Generations per chunk: ⌈√T⌉ for the growing pools (balances the per-chunk history
     copy against the per-step chunk copy), 1 for the workflows that keep one set."""
-    return math.isqrt(spec.generations - 1) + 1 if spec.pool_rows > 1 else 1
+    return math.isqrt(spec.generations - 1) + 1 if spec.keeps_history else 1
 
 
 def simulate(
@@ -268,12 +267,13 @@ def simulate(
         chunk: generations per chunk (default ``default_chunk``); any value gives the same
             numbers, it only changes speed.
     """
-    theta0 = gauss.fit(real) if theta0 is None else theta0
-    real_stats = _real_stats(spec, real)
+    real_fit = gauss.fit(real)
+    theta0 = real_fit if theta0 is None else theta0
+    real_stats = _real_stats(spec, real_fit)
     chunk = chunk or default_chunk(spec)
     n_chunks = -(-spec.generations // chunk)
     d, dtype = real.shape[1], real.dtype
-    history = Pool.zeros(n_chunks * chunk, spec.k_max, d, dtype) if spec.pool_rows > 1 else None
+    history = Pool.zeros(n_chunks * chunk, spec.k_max, d, dtype) if spec.keeps_history else None
     init = LoopState(theta0, Pool.zeros(chunk, spec.k_max, d, dtype))
 
     def run_chunk(carry, c):

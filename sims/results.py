@@ -72,27 +72,36 @@ def provenance(cfg=None, seeds=None) -> dict[str, Any]:
     return info
 
 
-def _jsonable(x):
+def _jsonable(x, digits: int | None = None):
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): _jsonable(v, digits) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
+        return [_jsonable(v, digits) for v in x]
     if isinstance(x, np.ndarray | jax.Array):
-        return _jsonable(np.asarray(x).tolist())
-    if isinstance(x, float) and not np.isfinite(x):
-        return None if np.isnan(x) else ("inf" if x > 0 else "-inf")
+        return _jsonable(np.asarray(x).tolist(), digits)
     if isinstance(x, np.generic):
-        return _jsonable(x.item())
+        return _jsonable(x.item(), digits)
+    if isinstance(x, float):
+        if not np.isfinite(x):
+            return None if np.isnan(x) else ("inf" if x > 0 else "-inf")
+        return float(f"{x:.{digits}g}") if digits else x
     return x
 
 
-def write_json(path: str | os.PathLike, payload: dict) -> Path:
-    """Atomically writes ``payload`` as JSON (temp file, then rename); NaN → null."""
+def write_json(path: str | os.PathLike, payload: dict, digits: int | None = None) -> Path:
+    """Atomically writes ``payload`` as compact JSON (temp file, then rename); NaN → null.
+
+    Args:
+        path: destination.
+        payload: dicts, lists, scalars and arrays.
+        digits: significant digits kept for floats (None keeps full precision).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(_jsonable(payload), f, indent=1)
+        json.dump(_jsonable(payload, digits), f, separators=(",", ":"))
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
 

@@ -19,7 +19,7 @@ def test_chunked_scan_equals_python_loop():
     real = gauss.sample(jax.random.key(1), target, 20)
     a = loop.simulate(spec, key, real, 0.5, 1.0, target, chunk=3)
     b = loop.simulate(spec, key, real, 0.5, 1.0, target, chunk=1)
-    stats = loop._real_stats(spec, real)
+    stats = loop._real_stats(spec, gauss.fit(real))
     hist = loop.Pool.zeros(7, 10, 2, real.dtype)
     state = loop.LoopState(gauss.fit(real), loop.Pool.zeros(1, 10, 2, real.dtype))
     w2 = []
@@ -45,7 +45,6 @@ def test_gamma_sweep_compiles_once():
 def test_augment_mean_follows_exact_recursion():
     """E[μ_t | real] = (n m + k E[μ_{t-1}]/(1+γ))/(n+k) (ideal π_γ, target mean 0)."""
     n, k, gamma, seeds = 20, 10, 1.0, 3000
-    spec = loop.LoopSpec("augment", "ideal", 4, n, k)
     target = gauss.standard(1)
     real = gauss.sample(jax.random.key(5), target, n)
     theta0 = gauss.Gaussian(jnp.asarray([3.0]), jnp.eye(1))
@@ -60,7 +59,6 @@ def test_augment_mean_follows_exact_recursion():
         mu = (n * m + k * mu / (1 + gamma)) / (n + k)
         se = means[t].std() / np.sqrt(seeds)
         assert abs(means[t].mean() - mu) < K_SE * se, (t, means[t].mean(), mu)
-    del spec
 
 
 def test_replace_variance_chain():

@@ -19,7 +19,9 @@ from theory import bounds
 from theory._checks import as_float, check_nonneg, is_traced
 
 __all__ = [
+    "Factor",
     "Gaussian",
+    "factorize",
     "fit",
     "fit_groups",
     "flatten",
@@ -157,19 +159,47 @@ def fit_groups(
     return Gaussian(mean, 0.5 * (cov + cov.T))
 
 
-def sample(key: jax.Array, g: Gaussian, n: int) -> Float[Array, "n d"]:
+@partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["mean", "root", "inv_root", "log_norm"],
+    meta_fields=[],
+)
+@dataclasses.dataclass(frozen=True)
+class Factor:
+    """N(μ, Σ) with Σ^{1/2}, Σ^{-1/2} and log((2π)^{-d/2} det Σ^{-1/2}) computed once.
+
+    Pass a Factor instead of a Gaussian to ``sample``/``logpdf`` when the same distribution
+    is drawn or evaluated many times (e.g. inside a rejection loop): the factorisation is
+    then not repeated.
+    """
+
+    mean: Float[Array, " d"]
+    root: Float[Array, "d d"]
+    inv_root: Float[Array, "d d"]
+    log_norm: Float[Array, ""]
+
+
+def factorize(g: Gaussian | Factor) -> Factor:
+    """The ``Factor`` of ``g`` (identity on a Factor); ``inv_root`` needs Σ positive definite."""
+    if isinstance(g, Factor):
+        return g
+    root = sqrtm_psd(g.cov)
+    log_norm = -0.5 * jnp.linalg.slogdet(g.cov)[1] - 0.5 * g.dim * jnp.log(2 * jnp.pi)
+    return Factor(g.mean, root, jnp.linalg.inv(root), log_norm)
+
+
+def sample(key: jax.Array, g: Gaussian | Factor, n: int) -> Float[Array, "n d"]:
     """n i.i.d. draws of N(μ, Σ) as μ + Σ^{1/2} z (valid for singular Σ)."""
-    z = jax.random.normal(key, (n, g.dim), dtype=g.mean.dtype)
-    return g.mean[None, :] + z @ sqrtm_psd(g.cov)
+    root = g.root if isinstance(g, Factor) else sqrtm_psd(g.cov)
+    z = jax.random.normal(key, (n, g.mean.shape[-1]), dtype=g.mean.dtype)
+    return g.mean[None, :] + z @ root
 
 
-def logpdf(g: Gaussian, x: Float[Array, "... d"]) -> Float[Array, "..."]:
+def logpdf(g: Gaussian | Factor, x: Float[Array, "... d"]) -> Float[Array, "..."]:
     """log N(x; μ, Σ) for a positive-definite Σ."""
-    chol = jnp.linalg.cholesky(g.cov)
-    flat = x.reshape(-1, g.dim) - g.mean[None, :]
-    z = jax.scipy.linalg.solve_triangular(chol, flat.T, lower=True).T.reshape(x.shape)
-    half_logdet = jnp.sum(jnp.log(jnp.diagonal(chol)))
-    return -0.5 * jnp.sum(z**2, axis=-1) - half_logdet - 0.5 * g.dim * jnp.log(2 * jnp.pi)
+    f = factorize(g)
+    z = (x.reshape(-1, f.mean.shape[-1]) - f.mean[None, :]) @ f.inv_root
+    return f.log_norm - 0.5 * jnp.sum(z**2, axis=-1).reshape(x.shape[:-1])
 
 
 def w2(g1: Gaussian, g2: Gaussian) -> Float[Array, ""]:

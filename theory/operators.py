@@ -190,21 +190,20 @@ def histogram_reference(
         counts = valid.astype(x.dtype) @ jax.nn.one_hot(flat, bins**d, dtype=x.dtype)
         density = counts / (n_valid * jnp.prod(width))
         keep = _keep_probability(gamma)
-        root = gauss.sqrtm_psd(target.cov)  # factorised once, reused by every round
-        inv_root = jnp.linalg.inv(root)
-        phi_mode = jnp.exp(-0.5 * jnp.linalg.slogdet(target.cov)[1]) / (2 * jnp.pi) ** (d / 2)
+        proposal = gauss.factorize(target)  # factorised once, reused by every round
+        phi_mode = jnp.exp(proposal.log_norm)
         envelope = (keep * jnp.max(density) + (1.0 - keep) * phi_mode) / phi_mode
         n_prop = proposals_per_slot * k
 
         def body(carry):
             r, out, filled = carry
             k_c, k_u = jax.random.split(jax.random.fold_in(key, r))
-            c = target.mean + jax.random.normal(k_c, (n_prop, d), x.dtype) @ root
+            c = gauss.sample(k_c, proposal, n_prop).astype(x.dtype)
             u = jax.random.uniform(k_u, (n_prop,), x.dtype)
             idx = jnp.trunc((c - lo) / width).astype(jnp.int32)  # official lookup
             inside = jnp.all((idx >= 0) & (idx < bins), axis=-1)
             emp = jnp.where(inside, density[jnp.clip(idx, 0, bins - 1) @ strides], 0.0)
-            phi = phi_mode * jnp.exp(-0.5 * jnp.sum(((c - target.mean) @ inv_root) ** 2, -1))
+            phi = jnp.exp(gauss.logpdf(proposal, c))
             accept = (keep * emp + (1.0 - keep) * phi) / (envelope * phi) > u
             slot = filled + jnp.cumsum(accept) - 1
             slot = jnp.where(accept & (slot < n_valid), slot, k)  # k: dropped
