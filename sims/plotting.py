@@ -54,7 +54,8 @@ def fig2(panels: dict, path: str | Path, provenance: dict) -> Path:
         axes[2],
         thm,
         "param_err",
-        "Theorem setting (augment + ideal π_γ)\ndashed: eq. (7) bound; dotted: exact rate",
+        "Theorem setting (augment + ideal π_γ), first generations\n"
+        "dashed: eq. (7) bound; dotted: ‖θ_0 − θ*‖·(λ/((1+λ)(1+γ)))^t",
         log=True,
     )
     colors = _gamma_colors(thm["gammas"])
@@ -67,6 +68,7 @@ def fig2(panels: dict, path: str | Path, provenance: dict) -> Path:
     lo = np.nanmin(np.asarray(thm["param_err_q10"])[:, 1:]) * 0.5
     axes[2].set_ylim(max(lo, 1e-3), thm["err0"] * 3)
     axes[2].set_ylabel("‖θ_t − θ*‖")
+    axes[2].set_xlim(0, min(t[-1], 40))  # the transient is over within a few generations
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=8, title="solid mean\ndashed median")
     n_seeds = np.asarray(ref["w2"]).shape[1]
