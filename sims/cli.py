@@ -39,6 +39,9 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _bound(args) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # a calculator: exact to float64
     from theory import _checks, bounds
 
     _checks.check_nonneg("lam", args.lam, allow_inf=False)

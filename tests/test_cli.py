@@ -1,31 +1,24 @@
 import json
+import subprocess
+import sys
 
 from sims import cli
 
 
-def test_bound_json(capsys):
-    assert (
-        cli.main(
-            [
-                "bound",
-                "--lam",
-                "0.3",
-                "--gamma",
-                "1",
-                "--t",
-                "50",
-                "--tau",
-                "0.01",
-                "--err0",
-                "1",
-                "--json",
-            ]
-        )
-        == 0
+def test_bound_json():
+    # A fresh process: the test session enables x64 globally, the CLI must do it itself.
+    args = ["bound", "--lam", "0.3", "--gamma", "1", "--t", "50", "--tau", "0.01", "--err0", "1"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "sims.cli", *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    out = json.loads(capsys.readouterr().out)
-    assert abs(out["threshold"] - 2 / 3) < 1e-6 and out["is_stable"]
-    assert abs(out["contraction"] - (0.3 / 0.7) / 2) < 1e-6
+    out = json.loads(proc.stdout)
+    assert abs(out["threshold"] - 2 / 3) < 1e-15 and out["is_stable"]
+    assert abs(out["contraction"] - (0.3 / 0.7) / 2) < 1e-15  # float64, not float32
+    c = 3 / 14
+    assert abs(out["bound"] - (0.01 * sum(c**i for i in range(51)) + c**50)) < 1e-15
 
 
 def test_bound_bad_input_names_parameter(capsys):
