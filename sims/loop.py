@@ -233,9 +233,10 @@ def generation(
 
 
 def _real_stats(spec: LoopSpec, fit: gauss.Gaussian):
-    """(count, centre, scatter) of the real set from its MLE; count 0 in ``replace``."""
-    count = 0.0 if spec.workflow == "replace" else float(spec.n_real)
-    return jnp.asarray(count, fit.mean.dtype), fit.mean, spec.n_real * fit.cov
+    """(count, centre, scatter) of the real set from its MLE; an empty group in ``replace``."""
+    if spec.workflow == "replace":
+        return jnp.zeros((), fit.mean.dtype), fit.mean, jnp.zeros_like(fit.cov)
+    return jnp.asarray(float(spec.n_real), fit.mean.dtype), fit.mean, spec.n_real * fit.cov
 
 
 def default_chunk(spec: LoopSpec) -> int:

@@ -65,7 +65,8 @@ def test_replace_variance_chain():
     """1-D replace with MLE refit: E[σ²_T] = ((n−1)/n)^T σ²_0; E[log σ²_T] has a closed form."""
     n, seeds = 20, 4000
     target = gauss.standard(1)
-    real = jnp.zeros((n, 1))
+    # A real set with spread: replace must ignore it entirely (its scatter included).
+    real = jax.random.normal(jax.random.key(70), (n, 1))
     theta0 = gauss.Gaussian(jnp.zeros(1), jnp.eye(1))
     keys = jax.random.split(jax.random.key(7), seeds)
     for T in (10, 100):
