@@ -1,4 +1,4 @@
-"""Command line: ``scsc bound``, ``scsc gaussian-toy``, ``scsc figures``.
+"""Command line: ``scsc bound``, ``gaussian-toy``, ``phase``, ``workflows``, ``figures``.
 
 Every argument is validated before any computation or compilation; a bad value exits with
 status 2 and a message naming the parameter and its allowed range.
@@ -163,16 +163,98 @@ def _gaussian_toy(args) -> int:
     return 0
 
 
+def run_phase(cfg, out_dir: Path) -> dict:
+    """Runs a phase diagram with a progress bar; saves NPZ (maps) + JSON (summary) + PNG."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from sims import phase_diagram as pd
+    from sims import plotting, results, sweep
+
+    cells = cfg.n_lam * cfg.n_gamma
+    print(
+        f"phase: {cfg.workflow}, {cfg.n_lam} λ × {cfg.n_gamma} γ × {cfg.seeds} seeds × "
+        f"{cfg.generations} generations (d = {cfg.dim}, n = {cfg.n_real})",
+        flush=True,
+    )
+    with tqdm(total=cells, unit="cell", desc="phase diagram", mininterval=1.0) as bar:
+        sweep._progress = bar
+        try:
+            res = pd.main(cfg)
+        finally:
+            sweep._progress = None
+    summary = pd.summary(res)
+    print(f"  done in {res['seconds']:.1f} s (compilation included)", flush=True)
+    prov = results.provenance(cfg, range(cfg.seeds))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    maps = {k: np.asarray(v) for k, v in res.items() if k != "seconds"}
+    np.savez_compressed(out_dir / "phase_diagram.npz", **maps)
+    payload = {
+        "config": results.config_dict(cfg),
+        "provenance": prov,
+        "summary": summary,
+        "data": "phase_diagram.npz (every map, shape (n_lam, n_gamma); lams, gammas)",
+    }
+    results.write_json(out_dir / "phase_diagram.json", payload, digits=5)
+    png = plotting.phase_diagram(res, payload["config"], out_dir / "phase_diagram.png", prov)
+    print(f"  wrote {png} and its .npz/.json", flush=True)
+    return payload
+
+
+def run_workflows(cfg, out_dir: Path) -> dict:
+    """replace / augment / accumulate comparison; saves JSON + PNG."""
+    from sims import phase_diagram as pd
+    from sims import plotting, results
+
+    res = pd.workflows(cfg)
+    print(f"workflows: done in {res['seconds']:.1f} s (compilation included)", flush=True)
+    payload = {
+        **res,
+        "collapse_tol": cfg.collapse_tol,
+        "config": results.config_dict(cfg),
+        "provenance": results.provenance(cfg, range(cfg.seeds)),
+    }
+    png = plotting.workflows(payload, out_dir / "workflows.png", payload["provenance"])
+    path = results.write_json(out_dir / "workflows.json", payload, digits=4)
+    print(f"  wrote {png} and {path}", flush=True)
+    return payload
+
+
+def _phase(args) -> int:
+    from sims import phase_diagram as pd
+
+    fields = {f.name for f in dataclasses.fields(pd.Config)}
+    cfg = pd.Config(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    run_phase(cfg, Path(args.out))
+    return 0
+
+
+def _workflows(args) -> int:
+    from sims import phase_diagram as pd
+
+    fields = {f.name for f in dataclasses.fields(pd.WorkflowsConfig)}
+    cfg = pd.WorkflowsConfig(
+        **{k: v for k, v in vars(args).items() if k in fields and v is not None}
+    )
+    run_workflows(cfg, Path(args.out))
+    return 0
+
+
 def _figures(args) -> int:
     from sims import gaussian_toy as toy
+    from sims import phase_diagram as pd
 
-    run_gaussian_toy(toy.Config(), Path(args.out))
+    out = Path(args.out)
+    run_gaussian_toy(toy.Config(), out)
+    run_phase(pd.Config(), out)
+    run_workflows(pd.WorkflowsConfig(), out)
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
     from sims import gaussian_toy as toy
-    from sims import loop
+    from sims import loop, sweep
+    from sims import phase_diagram as pd
     from theory import operators as ops
 
     p = argparse.ArgumentParser(prog="scsc", description=__doc__.splitlines()[0])
@@ -202,6 +284,25 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default="out/gaussian_toy", help="output directory")
     g.add_argument("--no-panels", action="store_true", help="skip the companion panels and figure")
     g.set_defaults(func=_gaussian_toy)
+
+    ph = sub.add_parser("phase", help="phase diagram over λ × γ (theorem vs simulation)")
+    pc = pd.Config()
+    ph.add_argument("--workflow", choices=sweep.WORKFLOWS, default=pc.workflow)
+    for name in ("n_lam", "n_gamma", "seeds", "generations", "n_real", "dim", "batch_size"):
+        ph.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(pc, name))
+    for name in ("lam_max", "gamma_min", "gamma_max", "kappa", "displacement", "collapse_tol"):
+        ph.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(pc, name))
+    ph.add_argument("--out", default="out/phase", help="output directory")
+    ph.set_defaults(func=_phase)
+
+    w = sub.add_parser("workflows", help="replace vs augment vs accumulate over generations")
+    wc = pd.WorkflowsConfig()
+    w.add_argument("--gammas", type=_floats, default=wc.gammas, help="comma list")
+    w.add_argument("--lam", type=float, default=wc.lam)
+    for name in ("seeds", "generations", "n_real", "dim"):
+        w.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(wc, name))
+    w.add_argument("--out", default="out/workflows", help="output directory")
+    w.set_defaults(func=_workflows)
 
     f = sub.add_parser("figures", help="regenerate the committed figures")
     f.add_argument("--out", default="figures")
