@@ -116,7 +116,7 @@ def _numpy_cells(x: Array, lo: Array, width: Array, bins: int) -> Array:
     idx = jnp.floor((x - lo[None, :]) / width[None, :]).astype(jnp.int32)
     idx = jnp.clip(idx, 0, bins - 1)
     # NumPy compares against edges lo + i·width: fix the rare round-off at a bin boundary.
-    left = lo[None, :] + idx * width[None, :]
+    left = lo[None, :] + idx.astype(x.dtype) * width[None, :]
     idx = jnp.where(x < left, idx - 1, idx)
     idx = jnp.where(x >= left + width[None, :], idx + 1, idx)
     return jnp.clip(idx, 0, bins - 1)
@@ -140,10 +140,10 @@ def histogram(gamma, target: gauss.Gaussian, bins: int = 10) -> Corrector:
         cells = _numpy_cells(x, lo, width, bins)
         n = x.shape[0]
         valid_first = jnp.argsort(~valid, stable=True)  # valid row indices, in order
-        pick = jax.random.uniform(k_row, (n,), x.dtype) * jnp.sum(valid)
+        pick = jax.random.uniform(k_row, (n,), x.dtype) * jnp.sum(valid).astype(x.dtype)
         rows = valid_first[jnp.clip(pick.astype(jnp.int32), 0, n - 1)]
         offset = jax.random.uniform(k_box, x.shape, x.dtype)
-        from_hist = lo + (cells[rows] + offset) * width
+        from_hist = lo[None, :] + (cells[rows].astype(x.dtype) + offset) * width[None, :]
         from_target = gauss.sample(k_tgt, target, n).astype(x.dtype)
         use_hist = jax.random.uniform(k_mix, (n,), x.dtype) < _keep_probability(gamma)
         out = jnp.where(use_hist[:, None], from_hist, from_target)
