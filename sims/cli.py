@@ -163,6 +163,79 @@ def _gaussian_toy(args) -> int:
     return 0
 
 
+def run_bounds(out_dir: Path) -> dict:
+    """The theorem's threshold table, rates and eq. (7) curves (float64); saves JSON + PNG.
+
+    The κ values are 0 (well specified) and the two worked examples of
+    ``theory.constants.gaussian_on_bounded_data`` (a Gaussian fitted to bounded data).
+    """
+    import jax
+    import numpy as np
+
+    jax.config.update("jax_enable_x64", True)
+    from sims import plotting, results
+    from theory import bounds, constants
+
+    examples = {
+        kind: constants.gaussian_on_bounded_data(kind) for kind in ("uniform", "truncated-laplace")
+    }
+    kappas = [0.0, *(float(e.kappa) for e in examples.values())]
+    gamma_grid = np.concatenate([[0.0], np.logspace(-2, 2, 200)])
+    table_gammas = [0.0, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, float("inf")]
+    lam_grid = np.linspace(0.0, 1.5, 301)
+    rate_gammas = [0.0, 0.5, 1.0, 5.0]
+    t = np.arange(0, 61)
+    lam, tau, err0 = 0.3, 0.01, 1.0
+    res = {
+        "kappas": kappas,
+        "kappa_labels": [
+            "well specified",
+            *(
+                f"Gaussian fit to {e.kind} on [−{e.half_width:.3g}, {e.half_width:.3g}]"
+                for e in examples.values()
+            ),
+        ],
+        "examples": {
+            k: {
+                "kappa": float(e.kappa),
+                "alpha": float(e.alpha),
+                "L": float(e.lipschitz),
+                "epsilon": float(e.epsilon),
+            }
+            for k, e in examples.items()
+        },
+        "gamma_grid": gamma_grid,
+        "thresholds": [np.asarray(bounds.threshold(gamma_grid, k)) for k in kappas],
+        "threshold_table": {
+            f"kappa={k:.4g}": {f"{g:g}": float(bounds.threshold(g, k)) for g in table_gammas}
+            for k in kappas
+        },
+        "lam_grid": lam_grid,
+        "rate_gammas": rate_gammas,
+        "theorem_rate": {
+            f"{g:g}": np.where(
+                np.asarray(bounds.is_stable(lam_grid, g)),
+                np.asarray(bounds.contraction(lam_grid, g)),
+                np.nan,
+            )
+            for g in rate_gammas
+        },
+        "exact_rate": {
+            f"{g:g}": np.asarray(bounds.well_specified_rate(lam_grid, g)) for g in rate_gammas
+        },
+        "t": t,
+        "eq7": {f"{g:g}": np.asarray(bounds.bound(t, lam, g, 0.0, tau, err0)) for g in rate_gammas},
+        "eq7_lam": lam,
+        "eq7_tau": tau,
+        "eq7_err0": err0,
+        "provenance": results.provenance(),
+    }
+    png = plotting.bounds(res, out_dir / "bounds.png", res["provenance"])
+    path = results.write_json(out_dir / "bounds.json", res, digits=6)
+    print(f"bounds: wrote {png} and {path}", flush=True)
+    return res
+
+
 def run_phase(cfg, out_dir: Path) -> dict:
     """Runs a phase diagram with a progress bar; saves NPZ (maps) + JSON (summary) + PNG."""
     import numpy as np
@@ -245,6 +318,7 @@ def _figures(args) -> int:
     from sims import phase_diagram as pd
 
     out = Path(args.out)
+    run_bounds(out)
     run_gaussian_toy(toy.Config(), out)
     run_phase(pd.Config(), out)
     run_workflows(pd.WorkflowsConfig(), out)

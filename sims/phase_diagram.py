@@ -274,16 +274,15 @@ def workflows(cfg: WorkflowsConfig) -> dict:
     """Per workflow: W2 and λ_min(Σ_t) curves per γ, collapse fractions and generations."""
     out = {"gammas": list(cfg.gammas), "lam": cfg.lam, "workflows": {}}
     start = time.perf_counter()
-    for name in sweep.WORKFLOWS:
-        stats = sweep.grid(
-            cfg.spec(name), seed_keys(cfg.seeds), np.asarray([cfg.lam]), np.asarray(cfg.gammas)
-        )
-        out["workflows"][name] = {
-            **{k: getattr(stats, k)[0] for k in _CURVES},
-            **{
-                k: getattr(stats, k)[0]
-                for k in ("collapsed_frac", "collapsed_at", "diverged_frac", "final_w2_mean")
-            },
-        }
+    stats = sweep.grid(
+        cfg.spec("augment"),
+        seed_keys(cfg.seeds),
+        np.asarray([cfg.lam]),
+        np.asarray(cfg.gammas),
+        workflows=sweep.WORKFLOWS,
+    )
+    keys = (*_CURVES, "collapsed_frac", "collapsed_at", "diverged_frac", "final_w2_mean")
+    for i, name in enumerate(sweep.WORKFLOWS):
+        out["workflows"][name] = {k: getattr(stats, k)[i, 0] for k in keys}
     out["seconds"] = time.perf_counter() - start
     return out

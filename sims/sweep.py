@@ -127,7 +127,7 @@ def _observe(theta: gauss.Gaussian, target: gauss.Gaussian):
     )
 
 
-def run(spec: StatsSpec, key: jax.Array, lam, gamma) -> RunTrace:
+def run(spec: StatsSpec, key: jax.Array, lam, gamma, workflow=None) -> RunTrace:
     """One run of the loop with π_γ, from exact sufficient statistics. p_data = θ* = N(0, I).
 
     Args:
@@ -136,6 +136,8 @@ def run(spec: StatsSpec, key: jax.Array, lam, gamma) -> RunTrace:
             ``fold_in(key, 0)``.
         lam: λ (traced; ignored by ``replace``).
         gamma: γ (traced; inf allowed).
+        workflow: index into ``WORKFLOWS`` (may be traced, so one compilation serves every
+            workflow); default ``spec.workflow``.
     """
     d, n = spec.dim, spec.n_real
     dtype = jnp.result_type(float)
@@ -143,12 +145,14 @@ def run(spec: StatsSpec, key: jax.Array, lam, gamma) -> RunTrace:
     eye = jnp.eye(d, dtype=dtype)
     real_mean, real_scatter = sampling.group_stats(jax.random.fold_in(key, 0), target.mean, eye, n)
     theta0 = gauss.Gaussian(real_mean.at[0].add(spec.displacement), real_scatter / n)
-    if spec.workflow == "replace":
-        k = jnp.asarray(n, dtype)
-        base = (jnp.zeros((), dtype), jnp.zeros(d, dtype), jnp.zeros((d, d), dtype))
-    else:
-        k = jnp.minimum(ops.n_synthetic(lam, n), spec.k_max).astype(dtype)
-        base = (jnp.asarray(n, dtype), real_mean, real_scatter)
+    code = WORKFLOWS.index(spec.workflow) if workflow is None else workflow
+    replace = jnp.asarray(code) == WORKFLOWS.index("replace")
+    accumulate = jnp.asarray(code) == WORKFLOWS.index("accumulate")
+    k = jnp.where(replace, n, jnp.minimum(ops.n_synthetic(lam, n), spec.k_max)).astype(dtype)
+    # The "base" group enters every refit: the real set (augment), real + all synthetic so
+    # far (accumulate, updated below), nothing (replace).
+    real = (jnp.asarray(n, dtype), real_mean, real_scatter)
+    base = jax.tree.map(lambda a: jnp.where(replace, jnp.zeros_like(a), a), real)
     cdf = sampling.binomial_cdf(k, 1.0 / (1.0 + jnp.asarray(gamma, dtype)), max(spec.k_max, n))
 
     def step(carry, t):
@@ -170,9 +174,9 @@ def run(spec: StatsSpec, key: jax.Array, lam, gamma) -> RunTrace:
             jnp.zeros((3, d), dtype),
             jnp.concatenate([base[2][None], scatters]),
         )
-        if spec.workflow == "accumulate":
-            total = jnp.sum(counts)
-            base = (total, theta.mean, theta.cov * total)
+        total = jnp.sum(counts)
+        merged = (total, theta.mean, theta.cov * total)
+        base = jax.tree.map(lambda new, old: jnp.where(accumulate, new, old), merged, base)
         return (theta, base), _observe(theta, target)
 
     _, obs = jax.lax.scan(step, (theta0, base), jnp.arange(1, spec.generations + 1))
@@ -321,9 +325,9 @@ def summarize(spec: StatsSpec, traces: RunTrace) -> CellStats:
     )
 
 
-def cell(spec: StatsSpec, keys: jax.Array, lam, gamma) -> CellStats:
+def cell(spec: StatsSpec, keys: jax.Array, lam, gamma, workflow=None) -> CellStats:
     """All seeds of one (λ, γ) cell (``keys``: one key per seed, shared by every cell)."""
-    traces = jax.vmap(run, in_axes=(None, 0, None, None))(spec, keys, lam, gamma)
+    traces = jax.vmap(run, in_axes=(None, 0, None, None, None))(spec, keys, lam, gamma, workflow)
     return summarize(spec, traces)
 
 
@@ -335,27 +339,31 @@ def _tick(cells):
         _progress.update(int(np.size(cells)))
 
 
-def _map_cells(spec: StatsSpec, keys, lams, gammas, index, batch_size: int):
+def _map_cells(spec: StatsSpec, keys, lams, gammas, codes, index, batch_size: int):
     def one(args):
-        lam, gamma, i = args
+        lam, gamma, code, i = args
         jax.debug.callback(_tick, i)
-        return cell(spec, keys, lam, gamma)
+        return cell(spec, keys, lam, gamma, code)
 
-    return jax.lax.map(one, (lams, gammas, index), batch_size=batch_size)
+    return jax.lax.map(one, (lams, gammas, codes, index), batch_size=batch_size)
 
 
 @partial(jax.jit, static_argnames=("spec", "batch_size", "mesh"))
-def _grid(spec, keys, lams, gammas, batch_size, mesh):
+def _grid(spec, keys, lams, gammas, codes, batch_size, mesh):
     index = jnp.arange(lams.shape[0])
     body = partial(_map_cells, spec, batch_size=batch_size)
     if mesh is None:
-        return body(keys, lams, gammas, index)
+        return body(keys, lams, gammas, codes, index)
     cells = P("cells")
     # Cells are independent (no collectives), so varying-axis checks add nothing.
     sharded = jax.shard_map(
-        body, mesh=mesh, in_specs=(P(), cells, cells, cells), out_specs=cells, check_vma=False
+        body,
+        mesh=mesh,
+        in_specs=(P(), cells, cells, cells, cells),
+        out_specs=cells,
+        check_vma=False,
     )
-    return sharded(keys, lams, gammas, index)
+    return sharded(keys, lams, gammas, codes, index)
 
 
 def grid(
@@ -364,10 +372,14 @@ def grid(
     lams: Float[Array, " l"],
     gammas: Float[Array, " g"],
     *,
+    workflows: tuple[str, ...] | None = None,
     batch_size: int = 256,
     devices=None,
 ) -> CellStats:
     """Every (λ, γ) cell × every seed key, in one jitted call; leaves shaped (l, g, ...).
+
+    With ``workflows`` (names from ``WORKFLOWS``) the cells are workflow × λ × γ and the
+    leaves are shaped (w, l, g, ...): the workflow is data, so this still compiles once.
 
     Cells are flattened, padded to whole batches on every device, split over a 1-D device
     mesh (``NamedSharding``/``shard_map``; each device maps over its own cells in batches of
@@ -383,28 +395,32 @@ def grid(
         devices: devices to shard over; default all (``jax.devices()``); a single device
             runs unsharded.
     """
+    names = (spec.workflow,) if workflows is None else tuple(workflows)
+    for name in names:
+        if name not in WORKFLOWS:
+            raise ValueError(f"workflow must be one of {WORKFLOWS}; got {name!r}")
     lams = np.asarray(lams, dtype=float)
     gammas = np.asarray(gammas, dtype=float)
     k_needed = int(np.max(np.asarray(ops.n_synthetic(lams, spec.n_real))))
-    if spec.workflow != "replace" and k_needed > spec.k_max:
+    if set(names) != {"replace"} and k_needed > spec.k_max:
         raise ValueError(
             f"k_max = {spec.k_max} < ⌊λ n⌋ = {k_needed} for the largest λ; raise k_max"
         )
     check_positive_int("batch_size", batch_size)
     devices = jax.devices() if devices is None else list(devices)
-    ll, gg = np.meshgrid(lams, gammas, indexing="ij")
-    flat_l, flat_g = ll.ravel(), gg.ravel()
+    codes = np.asarray([WORKFLOWS.index(name) for name in names])
+    ww, ll, gg = np.meshgrid(codes, lams, gammas, indexing="ij")
+    flat = [ll.ravel(), gg.ravel(), ww.ravel()]
     # Pad to whole batches on every device: a remainder batch would compile the body twice.
-    batch = min(batch_size, -(-flat_l.size // len(devices)))
-    pad = (-flat_l.size) % (len(devices) * batch)
-    flat_l = np.concatenate([flat_l, np.repeat(flat_l[-1:], pad)])
-    flat_g = np.concatenate([flat_g, np.repeat(flat_g[-1:], pad)])
+    batch = min(batch_size, -(-flat[0].size // len(devices)))
+    pad = (-flat[0].size) % (len(devices) * batch)
+    flat = [np.concatenate([a, np.repeat(a[-1:], pad)]) for a in flat]
     dtype = jnp.result_type(float)
+    args = (jnp.asarray(flat[0], dtype), jnp.asarray(flat[1], dtype), jnp.asarray(flat[2]))
     mesh = None
-    args = (jnp.asarray(flat_l, dtype), jnp.asarray(flat_g, dtype))
     if len(devices) > 1:
         mesh = Mesh(np.asarray(devices), ("cells",))
         args = jax.device_put(args, NamedSharding(mesh, P("cells")))
     out = _grid(spec, keys, *args, batch, mesh)
-    shape = (lams.size, gammas.size)
+    shape = ll.shape if workflows is not None else ll.shape[1:]
     return jax.tree.map(lambda a: np.asarray(a)[: ll.size].reshape(*shape, *a.shape[1:]), out)

@@ -8,7 +8,12 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
-FIGURES = {"fig2_gaussian_toy.ipynb": "fig2_gaussian_toy.png"}
+FIGURES = {
+    "fig2_gaussian_toy.ipynb": "fig2_gaussian_toy.png",
+    "bounds.ipynb": "bounds.png",
+    "phase_diagram.ipynb": "phase_diagram.png",
+    "workflows.ipynb": "workflows.png",
+}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
