@@ -91,19 +91,21 @@ def _save(fig, path: str | Path, provenance: dict) -> Path:
 
 
 def _gamma_axis(gammas: np.ndarray):
-    """x positions for a γ grid [0, log-spaced…]: log10 γ, with γ = 0 one and a half steps
-    left of the smallest positive γ (a log axis cannot show 0). Returns (centres, edges, to_x)."""
+    """x positions for a γ grid [0, log-spaced…]: log10 γ, with γ = 0 drawn as a column
+    0.4 decades left of the smallest positive γ (a log axis cannot show 0).
+
+    Returns (centres, edges, to_x)."""
     logs = np.log10(gammas[1:])
     step = np.diff(logs).mean() if logs.size > 1 else 1.0
-    zero = logs[0] - 1.5 * step
+    zero = logs[0] - 0.4
 
     def to_x(g):
         g = np.asarray(g, float)
         return np.where(g > 0, np.log10(np.where(g > 0, g, 1.0)), zero)
 
     centres = np.concatenate([[zero], logs])
-    mids = 0.5 * (centres[1:] + centres[:-1])
-    edges = np.concatenate([[zero - 0.75 * step], mids, [logs[-1] + 0.5 * step]])
+    mids = 0.5 * (logs[1:] + logs[:-1])
+    edges = np.concatenate([[zero - 0.2, logs[0] - step / 2], mids, [logs[-1] + step / 2]])
     return centres, edges, to_x
 
 
@@ -116,7 +118,7 @@ def _lam_edges(lams: np.ndarray) -> np.ndarray:
 def _gamma_ticks(ax, gammas, to_x):
     ticks = [0.0, *[g for g in (0.01, 0.1, 1.0, 10.0, 100.0) if gammas[1] <= g <= gammas[-1]]]
     ax.set_xticks(to_x(ticks), [f"{g:g}" for g in ticks])
-    ax.axvline(0.5 * (to_x(0.0) + to_x(gammas[1])), color="w", lw=1.5)
+    ax.axvline(np.log10(gammas[1]) - 0.5 * np.diff(np.log10(gammas[1:3])).sum(), color="w", lw=2)
 
 
 def _map_panel(fig, ax, res, values, title, cmap="viridis", norm=None, label=""):
@@ -124,8 +126,7 @@ def _map_panel(fig, ax, res, values, title, cmap="viridis", norm=None, label="")
 
     lams, gammas = np.asarray(res["lams"]), np.asarray(res["gammas"])
     _, x_edges, to_x = _gamma_axis(gammas)
-    cmap = plt.get_cmap(cmap).copy()
-    cmap.set_bad("0.75")
+    cmap = plt.get_cmap(cmap).with_extremes(bad="0.75")
     data = np.ma.masked_invalid(np.asarray(values, float))
     mesh = ax.pcolormesh(x_edges, _lam_edges(lams), data, cmap=cmap, norm=norm, shading="flat")
     if not isinstance(norm, mcolors.BoundaryNorm):
