@@ -170,9 +170,16 @@ def run_bounds(out_dir: Path) -> dict:
     ``theory.constants.gaussian_on_bounded_data`` (a Gaussian fitted to bounded data).
     """
     import jax
+
+    # float64 for these small calculator-style evaluations only: a global switch would
+    # change the precision of every later run in the process (``scsc figures``).
+    with jax.enable_x64(True):
+        return _bounds_figure(out_dir)
+
+
+def _bounds_figure(out_dir: Path) -> dict:
     import numpy as np
 
-    jax.config.update("jax_enable_x64", True)
     from sims import plotting, results
     from theory import bounds, constants
 
