@@ -54,7 +54,9 @@ def provenance(cfg=None, seeds=None) -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    status = _git("status", "--porcelain")
+    # Generated outputs do not make the code dirty: `scsc figures` writes several results
+    # in turn, and each would otherwise mark the next one's provenance dirty.
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)figures")
     info = {
         "schema_version": SCHEMA_VERSION,
         "git_sha": _git("rev-parse", "HEAD"),

@@ -42,3 +42,15 @@ def test_gaussian_toy_smoke(tmp_path):
     data = json.loads((tmp_path / "gaussian_toy.json").read_text())
     assert len(data["w2_mean"]) == 2 and len(data["w2_mean"][0]) == 7
     assert (tmp_path / "fig2_gaussian_toy.png").stat().st_size > 10_000
+
+
+def test_bounds_figure_keeps_the_callers_precision(tmp_path):
+    """run_bounds computes in float64 without switching the rest of the process to it."""
+    import jax
+
+    with jax.enable_x64(False):
+        res = cli.run_bounds(tmp_path)
+        assert not jax.config.jax_enable_x64
+    assert (tmp_path / "bounds.png").stat().st_size > 20_000
+    assert abs(res["threshold_table"]["kappa=0"]["1"] - 2 / 3) < 1e-15  # float64, not float32
+    assert res["examples"]["uniform"]["kappa"] > 0
