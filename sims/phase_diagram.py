@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sims import sweep
-from theory import bounds
+from theory import bounds, chains
 from theory import operators as ops
 from theory._checks import check_nonneg, check_positive_int
 
@@ -267,7 +267,7 @@ class WorkflowsConfig:
         )
 
 
-_CURVES = ("w2_mean", "w2_median", "min_eig_median")
+_CURVES = ("w2_mean", "w2_median", "min_eig_median", "log_det_mean")
 
 
 def workflows(cfg: WorkflowsConfig) -> dict:
@@ -285,4 +285,9 @@ def workflows(cfg: WorkflowsConfig) -> dict:
     for i, name in enumerate(sweep.WORKFLOWS):
         out["workflows"][name] = {k: getattr(stats, k)[i, 0] for k in keys}
     out["seconds"] = time.perf_counter() - start
+    # Theory overlay: at γ = 0 E log det Σ_t drifts by an exact constant per generation.
+    start_logdet = out["workflows"]["replace"]["log_det_mean"][:, 0]
+    drift = float(chains.replace_log_det_drift(cfg.n_real, cfg.dim))
+    out["replace_exact_log_det_gamma0"] = start_logdet[0] + drift * np.arange(cfg.generations + 1)
+    out["replace_log_det_drift"] = drift
     return out

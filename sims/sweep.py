@@ -91,17 +91,19 @@ class StatsSpec:
 
 @partial(
     jax.tree_util.register_dataclass,
-    data_fields=["mu", "w2", "err", "min_eig", "finite"],
+    data_fields=["mu", "w2", "err", "min_eig", "log_det", "finite"],
     meta_fields=[],
 )
 @dataclasses.dataclass(frozen=True)
 class RunTrace:
-    """One run, generations 0..T: μ_t, W2(θ_t, θ*), ‖θ_t − θ*‖, λ_min(Σ_t), finite flag."""
+    """One run, generations 0..T: μ_t, W2(θ_t, θ*), ‖θ_t − θ*‖, λ_min(Σ_t), log det Σ_t,
+    finite flag."""
 
     mu: Float[Array, "T1 d"]
     w2: Float[Array, " T1"]
     err: Float[Array, " T1"]
     min_eig: Float[Array, " T1"]
+    log_det: Float[Array, " T1"]
     finite: Array
 
 
@@ -123,6 +125,7 @@ def _observe(theta: gauss.Gaussian, target: gauss.Gaussian):
         gauss.w2(theta, target),
         gauss.param_distance(theta, target),
         _min_eig(theta.cov),
+        jnp.linalg.slogdet(theta.cov)[1],
         finite,
     )
 
@@ -194,6 +197,7 @@ def run(spec: StatsSpec, key: jax.Array, lam, gamma, workflow=None) -> RunTrace:
         "w2_median",
         "err_mean",
         "min_eig_median",
+        "log_det_mean",
         "rate_transient",
         "rate_points",
         "rate_autocorr",
@@ -218,6 +222,7 @@ class CellStats:
         w2_mean, w2_median: W2(θ_t, θ*) over seeds, per generation.
         err_mean: ‖θ_t − θ*‖ seed mean, per generation.
         min_eig_median: λ_min(Σ_t) seed median, per generation (collapse shows here).
+        log_det_mean: log det Σ_t seed mean, per generation (exact drift known for replace).
         rate_transient: exp(slope) of log D_t regressed on t over the leading generations
             where D_t > 4 SE (NaN when fewer than two such points).
         rate_points: how many generations that regression used.
@@ -235,6 +240,7 @@ class CellStats:
     w2_median: Array
     err_mean: Array
     min_eig_median: Array
+    log_det_mean: Array
     rate_transient: Array
     rate_points: Array
     rate_autocorr: Array
@@ -311,6 +317,7 @@ def summarize(spec: StatsSpec, traces: RunTrace) -> CellStats:
         w2_median=jnp.median(traces.w2, axis=0),
         err_mean=jnp.mean(traces.err, axis=0),
         min_eig_median=jnp.median(traces.min_eig, axis=0),
+        log_det_mean=jnp.mean(traces.log_det, axis=0),
         rate_transient=rate,
         rate_points=points,
         rate_autocorr=ac,

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from sims import loop, sweep
+from theory import chains
 from theory import gaussian as gauss
 
 K_SE = 4.0
@@ -31,7 +32,18 @@ def stats_runs():
     """RUNS runs per workflow of the sufficient-statistic loop (λ = 0.5, γ = 0.5, n = 20)."""
     spec = sweep.StatsSpec(generations=T, n_real=20, k_max=10, displacement=1.5)
     run = jax.jit(jax.vmap(partial(sweep.run, spec), in_axes=(0, None, None, None)))
-    return {w: run(_keys(1, RUNS), 0.5, 0.5, i) for i, w in enumerate(sweep.WORKFLOWS)}
+    out = {w: run(_keys(1, RUNS), 0.5, 0.5, i) for i, w in enumerate(sweep.WORKFLOWS)}
+    out["replace, γ = 0"] = run(_keys(3, RUNS), 0.5, 0.0, sweep.WORKFLOWS.index("replace"))
+    return out
+
+
+def test_replace_log_det_drift_is_exact(stats_runs):
+    """Uncorrected replace: E log det Σ_T − log det Σ_0 = T·Σ_i ψ((n−1−i)/2) + T·d·log(2/n)."""
+    runs = stats_runs["replace, γ = 0"]
+    change = np.asarray(runs.log_det[:, -1] - runs.log_det[:, 0])
+    exact = T * float(chains.replace_log_det_drift(20, 2))
+    se = change.std(ddof=1) / np.sqrt(change.size)
+    assert abs(change.mean() - exact) <= K_SE * se, (change.mean(), exact, se)
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,7 @@ __all__ = [
     "mean_chain",
     "mean_chain_moments",
     "mean_deviation",
+    "replace_log_det_drift",
     "replace_log_variance",
     "replace_moments",
     "replace_stationary",
@@ -375,6 +376,32 @@ def replace_log_variance(t, n: int, var0=1.0) -> tuple[Float[Array, "..."], Floa
     spread = jax.scipy.special.polygamma(1, half)
     tf = as_float(t)
     return jnp.log(as_float(var0)) + tf * drift, tf * spread
+
+
+def replace_log_det_drift(n: int, d: int) -> Float[Array, ""]:
+    """Exact per-generation drift of E log det Σ_t in the uncorrected ``replace`` loop, d ≥ 1.
+
+    Paper: PAPER.md §6 (collapse without real data). Given Σ_t, n Σ_{t+1} = Σ_t^{1/2} W Σ_t^{1/2}
+    with W ~ Wishart_d(n − 1, I) independent of the past, and by the Bartlett decomposition
+    det W = Π_{i<d} χ²_{n−1−i} (independent), so
+
+        E log det Σ_{t+1} − E log det Σ_t = Σ_{i<d} ψ((n−1−i)/2) + d log(2/n)
+
+    exactly, for every t. d = 1 is ``replace_log_variance``'s drift. The geometric-mean
+    variance det(Σ_t)^{1/d} therefore decays like exp(t·drift/d) (in median as well, since
+    log det Σ_t is a sum of i.i.d. terms).
+
+    Args:
+        n: samples per generation (≥ d + 1, else Σ is singular after one step).
+        d: dimension.
+    """
+    for name, v in (("n", n), ("d", d)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
+    if n < d + 1:
+        raise ValueError(f"n must be >= d + 1 = {d + 1} (else Σ is singular); got {n}")
+    half = as_float((n - 1 - np.arange(d)) / 2)
+    return jnp.sum(jax.scipy.special.digamma(half)) + d * jnp.log(as_float(2.0 / n))
 
 
 def collapse_rates(n: int) -> tuple[Float[Array, ""], Float[Array, ""]]:
