@@ -1,0 +1,23 @@
+"""sims.effective and ``scsc effective-gamma`` (smoke sizes)."""
+
+import pytest
+
+from sims import cli, effective, results
+
+
+def test_effective_gamma_of_gaussian_correctors(tmp_path):
+    cfg = effective.Config.smoke(corrections=("ideal", "identity"), n=500)
+    rows = {r["correction"]: r for r in effective.main(cfg)["rows"]}
+    lo, hi = rows["ideal"]["ci"]
+    assert lo <= 1.0 <= hi and rows["ideal"]["identifiable"]
+    assert rows["identity"]["gamma_hat"] == pytest.approx(0.0, abs=1e-6)
+    argv = ["effective-gamma", "--corrections", "ideal", "--gammas", "1", "--n", "400"]
+    assert cli.main([*argv, "--out", str(tmp_path)]) == 0
+    assert results.read_json(tmp_path / "effective_gamma.json")["rows"][0]["identifiable"]
+
+
+def test_effective_gamma_validation():
+    with pytest.raises(ValueError, match="multiple"):
+        effective.Config(n=1001)
+    with pytest.raises(ValueError, match="correction"):
+        effective.Config(corrections=("kmeans",))
