@@ -152,21 +152,6 @@ def regions(stable: np.ndarray, bad_frac: np.ndarray) -> np.ndarray:
     ).astype(np.int8)
 
 
-_SCALARS = (
-    "rate_transient",
-    "rate_points",
-    "rate_autocorr",
-    "stationary_w2_mean",
-    "stationary_w2_median",
-    "final_w2_mean",
-    "final_w2_median",
-    "diverged_frac",
-    "diverged_at",
-    "collapsed_frac",
-    "collapsed_at",
-)
-
-
 def main(cfg: Config, devices=None) -> dict:
     """Runs the grid and assembles every panel's map (arrays shaped (n_lam, n_gamma)).
 
@@ -179,7 +164,9 @@ def main(cfg: Config, devices=None) -> dict:
     )
     seconds = time.perf_counter() - start
     out = {"lams": lams, "gammas": gammas, "seconds": seconds}
-    out.update({name: getattr(stats, name) for name in _SCALARS})
+    # Per-cell scalars (shape (n_lam, n_gamma)); the per-generation curves stay behind.
+    scalars = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
+    out.update({k: v for k, v in scalars.items() if v.ndim == 2})
     out.update(theory_maps(lams, gammas, cfg.n_real, cfg.kappa))
     with np.errstate(invalid="ignore", divide="ignore"):
         out["tightness"] = out["theorem_rate"] / out["rate_transient"]

@@ -89,11 +89,7 @@ class StatsSpec:
         return self.generations // 2 if self.window is None else self.window
 
 
-@partial(
-    jax.tree_util.register_dataclass,
-    data_fields=["mu", "w2", "err", "min_eig", "log_det", "finite"],
-    meta_fields=[],
-)
+@jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class RunTrace:
     """One run, generations 0..T: μ_t, W2(θ_t, θ*), ‖θ_t − θ*‖, λ_min(Σ_t), log det Σ_t,
@@ -188,30 +184,7 @@ def run(spec: StatsSpec, key: jax.Array, lam, gamma, workflow=None) -> RunTrace:
     return RunTrace(*obs)
 
 
-@partial(
-    jax.tree_util.register_dataclass,
-    data_fields=[
-        "transient",
-        "transient_se",
-        "w2_mean",
-        "w2_median",
-        "err_mean",
-        "min_eig_median",
-        "log_det_mean",
-        "rate_transient",
-        "rate_points",
-        "rate_autocorr",
-        "stationary_w2_mean",
-        "stationary_w2_median",
-        "final_w2_mean",
-        "final_w2_median",
-        "diverged_frac",
-        "diverged_at",
-        "collapsed_frac",
-        "collapsed_at",
-    ],
-    meta_fields=[],
-)
+@jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class CellStats:
     """Seed summaries of one (λ, γ) cell.
