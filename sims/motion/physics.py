@@ -216,7 +216,11 @@ def simulate(
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
     if ref.ndim != 3 or ref.shape[-1] != hm.NQ or ref.shape[1] < 2:
         raise ValueError(f"ref must have shape [batch, T >= 2, {hm.NQ}]; got {ref.shape}")
-    ref = jnp.asarray(ref, jnp.float32)
+    return _simulate_jit(jnp.asarray(ref, jnp.float32), settings, backend)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _simulate_jit(ref, settings, backend):
     fn = _simulate_mjx if backend == "mjx" else _simulate_mujoco
     sim, force, head_z = fn(ref, settings)
     return sim, _info(ref, sim, force, head_z, settings)
