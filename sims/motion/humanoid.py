@@ -79,9 +79,6 @@ JOINTS = (
 N_JOINTS = len(JOINTS)
 RESIDUALS = tuple(f"residual_{kind}_{axis}" for kind in ("pos", "rot") for axis in "xyz")
 NU = N_JOINTS + len(RESIDUALS)
-# sensordata layout: residual actuator forces (6), then the head position (3).
-SENSOR_RESIDUAL = slice(0, 6)
-SENSOR_HEAD = slice(6, 9)
 # Original motor gears (N·m at |ctrl| = 1): the torque budget the limits scale.
 _GEAR = {
     "abdomen_y": 40,
@@ -102,11 +99,12 @@ _GEAR = {
 # Feet: both ends of both foot capsules (a capsule's lowest point is at an end).
 _FOOT_ENDS = ((-0.07, -0.01), (0.14, -0.03), (-0.07, 0.01), (0.14, 0.03))
 FOOT_RADIUS = 0.027
-KEYPOINTS = tuple(
-    (f"{side}_foot{i}", f"foot_{side}", (x, y if side == "right" else -y, 0.0), FOOT_RADIUS)
-    for side in ("right", "left")
-    for i, (x, y) in enumerate(_FOOT_ENDS)
-) + (
+KEYPOINTS = (
+    *(
+        (f"{side}_foot{i}", f"foot_{side}", (x, y if side == "right" else -y, 0.0), FOOT_RADIUS)
+        for side in ("right", "left")
+        for i, (x, y) in enumerate(_FOOT_ENDS)
+    ),
     ("right_knee", "shin_right", (0.0, 0.0, 0.0), 0.049),
     ("left_knee", "shin_left", (0.0, 0.0, 0.0), 0.049),
     ("right_hand", "hand_right", (0.0, 0.0, 0.0), 0.04),
@@ -237,7 +235,7 @@ def build_model(settings: Settings = CORRECTOR) -> mujoco.MjModel:
         )
     weight = 9.81 * 40.84  # checked against the compiled mass below
     for rot in (False, True):
-        for i, axis in enumerate("xyz"):
+        for i in range(3):
             gear = np.zeros(6)
             gear[i + 3 * rot] = 1.0
             kp = settings.root_kp_rot if rot else settings.root_kp
@@ -257,20 +255,6 @@ def build_model(settings: Settings = CORRECTOR) -> mujoco.MjModel:
                 forcelimited=True,
                 forcerange=[-bound, bound],
             )
-    # Sensors read by both backends (mujoco.rollout returns only state and sensordata).
-    for name in RESIDUALS:
-        spec.add_sensor(
-            name=f"{name}_force",
-            type=mujoco.mjtSensor.mjSENS_ACTUATORFRC,
-            objtype=mujoco.mjtObj.mjOBJ_ACTUATOR,
-            objname=name,
-        )
-    spec.add_sensor(
-        name="head_pos",
-        type=mujoco.mjtSensor.mjSENS_FRAMEPOS,
-        objtype=mujoco.mjtObj.mjOBJ_SITE,
-        objname="head",
-    )
     model = spec.compile()
     mass = float(model.body_subtreemass[1])
     if abs(mass - 40.84) > 0.05:
@@ -282,6 +266,17 @@ def actuator_order() -> tuple[str, ...]:
     """Actuator names in control order: 21 joints, residual position x/y/z, rotation x/y/z."""
     m = build_model()
     return tuple(m.actuator(i).name for i in range(m.nu))
+
+
+def residual_force(
+    settings: Settings, target: Float[Array, "*b 3"], pos: Float[Array, "*b 3"], vel
+) -> Float[Array, "*b 3"]:
+    """Root residual force (N) the model applies for a reference root position ``target``
+    at root position ``pos`` and linear velocity ``vel`` (what the site-transmission
+    position actuators compute, clipped to their force range)."""
+    bound = settings.residual_force * body_weight(settings)
+    force = settings.root_kp * (target - pos) - settings.root_kv * vel
+    return jnp.clip(force, -bound, bound)
 
 
 def body_weight(settings: Settings = CORRECTOR) -> float:
@@ -338,9 +333,13 @@ def device_model(settings: Settings = CORRECTOR):
     # requested inside a jit (a traced model in the cache would leak tracers).
     with jax.ensure_compile_time_eval():
         mx = mjx.put_model(build_model(settings))
+        # NumPy fields too: MJX mixes them into traced arrays, and in an x64 session
+        # float64 constants would promote (or scatter into) float32 state.
         return jax.tree.map(
             lambda a: (
-                a.astype(jnp.float32) if isinstance(a, jax.Array) and a.dtype == jnp.float64 else a
+                a.astype(np.float32)
+                if isinstance(a, jax.Array | np.ndarray) and a.dtype == np.float64
+                else a
             ),
             mx,
         )

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from sims.motion import humanoid as hm
+from sims.motion.physics import FALL_HEAD_HEIGHT
 
 __all__ = [
     "CONTACT_HEIGHT",
@@ -38,7 +39,6 @@ __all__ = [
 CONTACT_HEIGHT = 0.03  # m: a foot whose lowest point is below this touches the floor
 FLOAT_TOLERANCE = 0.005  # m: lowest points within 5 mm above the floor are not floating
 SKATE_SPEED = 0.1  # m/s: horizontal foot speed in contact that counts as skating
-FALL_HEAD_HEIGHT = 0.6  # m: same constant as ``physics.FALL_HEAD_HEIGHT``
 MM = 1000.0
 METRICS = (
     "penetration",
@@ -82,7 +82,7 @@ def plausibility(qpos: Float[Array, "B T 28"]) -> dict[str, Float[Array, " B"]]:
 
     third = body[:, 3:] - 3 * body[:, 2:-1] + 3 * body[:, 1:-2] - body[:, :-3]
     jerk = jnp.mean(jnp.linalg.norm(third, axis=-1), axis=(-1, -2)) * hm.FPS**3
-    head = sites[..., [name for name, *_ in hm.KEYPOINTS].index("head"), 2]
+    head = sites[..., [name for name, *_ in hm.KEYPOINTS].index("head"), 2]  # = head_height
 
     out = {
         "penetration": MM * jnp.mean(penetration_t, axis=-1),

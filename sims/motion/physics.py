@@ -90,15 +90,20 @@ def reference_controls(ref: Float[Array, "T 28"], substeps: int) -> Float[Array,
     return (1 - alpha) * per_frame[:-1, None] + alpha * per_frame[1:, None]
 
 
-def _info(ref, sim, residual, head_z, settings) -> dict[str, Array]:
-    weight = hm.body_weight(settings)
+def head_height(qpos: Float[Array, "*b 28"]) -> Float[Array, " *b"]:
+    """Height of the head's centre (m)."""
+    head = [name for name, *_ in hm.KEYPOINTS].index("head")
+    return hm.forward_kinematics(qpos)["sites"][..., head, 2]
+
+
+def _info(ref, sim, residual) -> dict[str, Array]:
     joint_err = jnp.sqrt(jnp.mean((sim[..., 7:] - ref[..., 7:]) ** 2, axis=(-1, -2)))
     root_err = jnp.mean(jnp.linalg.norm(sim[..., :3] - ref[..., :3], axis=-1), axis=-1)
     return {
         "joint_error": joint_err,  # RMS hinge-angle error (rad)
         "root_error": root_err,  # mean root position error (m)
         "residual_force": residual,  # mean |residual force| / body weight
-        "fell": jnp.min(head_z, axis=-1) < FALL_HEAD_HEIGHT,
+        "fell": jnp.min(head_height(sim), axis=-1) < FALL_HEAD_HEIGHT,
     }
 
 
@@ -113,25 +118,27 @@ def _simulate_mjx_one(ref: Float[Array, "T 28"], settings: hm.Settings):
     start = lift_to_floor(ref[0])
     ctrl = reference_controls(ref, settings.substeps)
     d = _f32(mjx.make_data(mx)).replace(qpos=start, ctrl=ctrl[0, 0])
-    d = mjx.forward(mx, d)
 
     def substep(d, c):
-        d = mjx.step(mx, d.replace(ctrl=c))
-        force = jnp.linalg.norm(d.sensordata[hm.SENSOR_RESIDUAL][:3])
-        return d, force
+        # x64 sessions leak float64 into a few fields; MJX runs in float32 regardless.
+        d = _f32(mjx.step(mx, d.replace(ctrl=c)))
+        force = hm.residual_force(
+            settings, c[hm.N_JOINTS : hm.N_JOINTS + 3], d.qpos[:3], d.qvel[:3]
+        )
+        return d, jnp.linalg.norm(force)
 
     def frame(d, c):
         d, force = jax.lax.scan(substep, d, c)
-        return d, (d.qpos, jnp.mean(force), d.sensordata[hm.SENSOR_HEAD][2])
+        return d, (d.qpos, jnp.mean(force))
 
-    _, (qpos, force, head_z) = jax.lax.scan(frame, d, ctrl)
+    _, (qpos, force) = jax.lax.scan(frame, d, ctrl)
     sim = jnp.concatenate([start[None], qpos], axis=0)
-    return sim, jnp.mean(force), head_z
+    return sim, jnp.mean(force)
 
 
 def _simulate_mjx(ref: Float[Array, "B T 28"], settings: hm.Settings):
-    sim, force, head_z = jax.vmap(_simulate_mjx_one, in_axes=(0, None))(ref, settings)
-    return sim, force / hm.body_weight(settings), head_z
+    sim, force = jax.vmap(_simulate_mjx_one, in_axes=(0, None))(ref, settings)
+    return sim, force / hm.body_weight(settings)
 
 
 # ---------------------------------------------------------------- C MuJoCo backend
@@ -148,11 +155,11 @@ def _nthread() -> int:
 
 
 def simulate_mujoco_np(ref: np.ndarray, settings: hm.Settings, start: np.ndarray, ctrl: np.ndarray):
-    """C MuJoCo rollout (NumPy in, NumPy out): qpos at frames, mean residual force, head z."""
+    """C MuJoCo rollout (NumPy in, NumPy out): qpos at frames, mean residual force."""
     from mujoco import rollout
 
     m, datas = _thread_data(settings, _nthread())
-    batch, frames = ref.shape[:2]
+    batch = ref.shape[0]
     spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
     size = mujoco.mj_stateSize(m, spec)
     d = datas[0]
@@ -164,17 +171,16 @@ def simulate_mujoco_np(ref: np.ndarray, settings: hm.Settings, start: np.ndarray
         mujoco.mj_forward(m, d)
         mujoco.mj_getState(m, d, init[b], spec)
     controls = np.asarray(ctrl, np.float64).reshape(batch, -1, m.nu)
-    state, sensors = rollout.rollout(m, datas, init, controls)
+    state, _ = rollout.rollout(m, datas, init, controls)
     sub = settings.substeps
     at_frames = state[:, sub - 1 :: sub, 1 : 1 + m.nq]
     sim = np.concatenate([start[:, None], at_frames], axis=1)
-    force = np.linalg.norm(sensors[:, :, hm.SENSOR_RESIDUAL][..., :3], axis=-1).mean(axis=1)
-    head_z = sensors[:, sub - 1 :: sub, hm.SENSOR_HEAD][..., 2]
-    return (
-        sim.astype(np.float32),
-        (force / hm.body_weight(settings)).astype(np.float32),
-        head_z.astype(np.float32),
-    )
+    root_pos, root_vel = state[..., 1:4], state[..., 1 + m.nq : 4 + m.nq]
+    target = controls[..., hm.N_JOINTS : hm.N_JOINTS + 3]
+    force = np.linalg.norm(
+        np.asarray(hm.residual_force(settings, target, root_pos, root_vel)), axis=-1
+    ).mean(axis=1)
+    return sim.astype(np.float32), (force / hm.body_weight(settings)).astype(np.float32)
 
 
 def _simulate_mujoco(ref: Float[Array, "B T 28"], settings: hm.Settings):
@@ -185,7 +191,6 @@ def _simulate_mujoco(ref: Float[Array, "B T 28"], settings: hm.Settings):
     shapes = (
         jax.ShapeDtypeStruct((batch, frames, hm.NQ), jnp.float32),
         jax.ShapeDtypeStruct((batch,), jnp.float32),
-        jax.ShapeDtypeStruct((batch, frames - 1), jnp.float32),
     )
 
     def host(r, s, c):
@@ -222,8 +227,8 @@ def simulate(
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _simulate_jit(ref, settings, backend):
     fn = _simulate_mjx if backend == "mjx" else _simulate_mujoco
-    sim, force, head_z = fn(ref, settings)
-    return sim, _info(ref, sim, force, head_z, settings)
+    sim, force = fn(ref, settings)
+    return sim, _info(ref, sim, force)
 
 
 def correct_motion(
