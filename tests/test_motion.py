@@ -216,3 +216,14 @@ def test_simulate_rejects_bad_input():
         ph.simulate(jnp.zeros((1, 5, 28)), backend="warp")
     with pytest.raises(ValueError, match="shape"):
         ph.simulate(jnp.zeros((5, 28)))
+
+
+def test_cli_rejects_bad_arguments_before_work(capsys):
+    from sims import cli
+
+    assert cli.main(["motion", "demo", "--per-class", "0", "--out", "/nonexistent/x"]) == 2
+    assert "per_class must" in capsys.readouterr().err
+    assert cli.main(["motion", "render", "--n", "0"]) == 2
+    assert "n must" in capsys.readouterr().err
+    assert cli.main(["motion", "render", "--index", "99", "--n", "18", "--frames", "40"]) == 2
+    assert "index must" in capsys.readouterr().err

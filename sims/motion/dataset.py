@@ -37,7 +37,7 @@ from sims.motion import humanoid as hm
 
 __all__ = ["CLASSES", "Config", "load", "make_reference", "sample_params"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 CLASSES = (
     "raise_arms",
     "wave",
@@ -181,7 +181,9 @@ def joint_curves(params: dict, i: int, frames: int) -> np.ndarray:
     sign = 1.0 if sides == "right" else -1.0
     if name == "raise_arms":
         for s in ("right", "left"):
-            _set_arm(angles, s, _REST_ARM + amp * cycle[:, None] * (_ARM_POSES["up"] - _REST_ARM))
+            # Small movements still reach above the shoulders (or the text would be wrong).
+            lift = (0.6 + 0.4 * amp) * cycle[:, None]
+            _set_arm(angles, s, _REST_ARM + lift * (_ARM_POSES["up"] - _REST_ARM))
     elif name == "wave":
         pose = _REST_ARM + hold[:, None] * (_ARM_POSES["wave"] - _REST_ARM)
         pose[:, 2] += hold * 0.45 * amp * np.sin(2 * np.pi * 2 * tempo * t + phase)
