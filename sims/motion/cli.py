@@ -5,7 +5,6 @@ Arguments are validated (by the config dataclasses) before any simulation or com
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np

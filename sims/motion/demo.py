@@ -34,7 +34,7 @@ class Config:
         seed: key of the corruptions.
     """
 
-    dataset: ds.Config = ds.Config(n=144, frames=60)
+    dataset: ds.Config = dataclasses.field(default_factory=lambda: ds.Config(n=144, frames=60))
     per_class: int = 2
     backend: str = "mujoco"
     seed: int = 0
