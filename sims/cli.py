@@ -165,8 +165,10 @@ def _gaussian_toy(args) -> int:
 
 def _figures(args) -> int:
     from sims import gaussian_toy as toy
+    from sims.motion.cli import figures as motion_figures
 
     run_gaussian_toy(toy.Config(), Path(args.out))
+    motion_figures(Path(args.out))
     return 0
 
 
