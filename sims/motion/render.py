@@ -76,7 +76,7 @@ def animate(
 
     data = [_positions(q) for q in motions]
     frames = min(len(q) for q in motions)
-    fig = plt.figure(figsize=(2.6 * len(motions), 3.0), dpi=70)
+    fig = plt.figure(figsize=(3.0 * len(motions), 3.4), dpi=80)
     axes = [fig.add_subplot(1, len(motions), i + 1, projection="3d") for i in range(len(motions))]
     centers = [b[:, 4].mean(0) for b, _ in data]
 
