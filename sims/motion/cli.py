@@ -5,6 +5,7 @@ Arguments are validated (by the config dataclasses) before any simulation or com
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -93,8 +94,7 @@ def render_dataset(cfg, out_dir: Path) -> Path:
 
     data = ds.load(cfg)
     idx = [int(np.flatnonzero(data["labels"] == c)[0]) for c in range(len(ds.CLASSES))]
-    wrap = [(str(data["texts"][i])[:34], str(data["texts"][i])[34:68]) for i in idx]
-    titles = [f"{a}\n{b}" if b else a for a, b in wrap]
+    titles = ["\n".join(textwrap.wrap(str(data["texts"][i]), 34)) for i in idx]
     rows = [("", [data["qpos"][i] for i in idx[k : k + 5]], titles[k : k + 5]) for k in (0, 5)]
     prov = results.provenance(cfg, [cfg.seed])
     footer = (
