@@ -43,15 +43,18 @@ def run_demo(cfg, out_dir: Path, gif: bool = True) -> dict:
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     path = results.write_json(out_dir / "correction_demo.json", payload, digits=5)
-    np.savez_compressed(
-        out_dir / "correction_demo.npz",
-        **res["trajectories"],
-        texts=np.asarray(res["texts"]),
-        labels=res["labels"],
-    )
     print(f"  done in {res['seconds']:.1f} s; wrote {path}")
     traj = res["trajectories"]
     i = 0  # first selected motion, shown under every corruption
+    j = int(np.flatnonzero(res["labels"] == 6)[0]) if 6 in res["labels"] else 0  # march
+    shown = [i, j]  # only the rendered motions' trajectories are kept (small files)
+    np.savez_compressed(
+        out_dir / "correction_demo.npz",
+        **{k: v[shown] for k, v in traj.items()},
+        texts=np.asarray(res["texts"])[shown],
+        labels=res["labels"][shown],
+        indices=np.asarray(res["indices"])[shown],
+    )
     rows = [
         (
             kind,
@@ -74,7 +77,6 @@ def run_demo(cfg, out_dir: Path, gif: bool = True) -> dict:
     png = render.strip(rows, out_dir / "motion_correction.png", n_frames=4, footer=footer)
     print(f"  wrote {png}")
     if gif:
-        j = int(np.flatnonzero(res["labels"] == 6)[0]) if 6 in res["labels"] else 0
         anim = render.animate(
             [traj["ground_truth"][j], traj["slide_corrupted"][j], traj["slide_corrected"][j]],
             ["ground truth", "corrupted (feet slide)", "corrected"],
