@@ -19,7 +19,7 @@ def _dataset_cfg(args):
     return ds.Config(n=args.n, frames=args.frames, seed=args.seed)
 
 
-def run_demo(cfg, out_dir: Path, gif: bool = True) -> dict:
+def run_demo(cfg, out_dir: Path, gif: bool = True, prov: dict | None = None) -> dict:
     """Runs ``demo.main`` and saves JSON, trajectories (NPZ) and the comparison figure."""
     from sims import results
     from sims.motion import demo, render
@@ -29,8 +29,8 @@ def run_demo(cfg, out_dir: Path, gif: bool = True) -> dict:
         f"backend {cfg.backend}, dataset n = {cfg.dataset.n}",
         flush=True,
     )
+    prov = prov or results.provenance(cfg, [cfg.seed, cfg.dataset.seed])
     res = demo.main(cfg)
-    prov = results.provenance(cfg, [cfg.seed, cfg.dataset.seed])
     payload = {
         "config": results.config_dict(cfg),
         "provenance": prov,
@@ -88,7 +88,7 @@ def run_demo(cfg, out_dir: Path, gif: bool = True) -> dict:
     return payload
 
 
-def render_dataset(cfg, out_dir: Path) -> Path:
+def render_dataset(cfg, out_dir: Path, prov: dict | None = None) -> Path:
     """One example of every class, as key-frame strips, with the dataset's texts."""
     from sims import results
     from sims.motion import dataset as ds
@@ -98,7 +98,7 @@ def render_dataset(cfg, out_dir: Path) -> Path:
     idx = [int(np.flatnonzero(data["labels"] == c)[0]) for c in range(len(ds.CLASSES))]
     titles = ["\n".join(textwrap.wrap(str(data["texts"][i]), 34)) for i in idx]
     rows = [("", [data["qpos"][i] for i in idx[k : k + 5]], titles[k : k + 5]) for k in (0, 5)]
-    prov = results.provenance(cfg, [cfg.seed])
+    prov = prov or results.provenance(cfg, [cfg.seed])
     footer = (
         f"dataset n = {cfg.n}, T = {cfg.frames} frames at 20 fps, realised in physics; "
         f"config {prov['config_hash']}, git {str(prov['git_sha'])[:8]}"
@@ -177,11 +177,16 @@ def _dataset(args) -> int:
 
 def figures(out_dir: Path) -> None:
     """Regenerates the committed motion figures (C backend, ≈ 2 min on 2 CPU cores)."""
+    from sims import results
     from sims.motion import dataset as ds
     from sims.motion import demo
 
-    print(f"  wrote {render_dataset(ds.Config(), out_dir)}")
-    run_demo(demo.Config(), out_dir, gif=True)
+    # Provenance taken before anything is written (a written figure dirties the tree).
+    data_cfg, demo_cfg = ds.Config(), demo.Config()
+    data_prov = results.provenance(data_cfg, [data_cfg.seed])
+    demo_prov = results.provenance(demo_cfg, [demo_cfg.seed, demo_cfg.dataset.seed])
+    print(f"  wrote {render_dataset(data_cfg, out_dir, data_prov)}")
+    run_demo(demo_cfg, out_dir, gif=True, prov=demo_prov)
 
 
 def add_parser(sub) -> None:
