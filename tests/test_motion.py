@@ -227,3 +227,24 @@ def test_cli_rejects_bad_arguments_before_work(capsys):
     assert "n must" in capsys.readouterr().err
     assert cli.main(["motion", "render", "--index", "99", "--n", "18", "--frames", "40"]) == 2
     assert "index must" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_demo_and_render_smoke(tmp_path, monkeypatch):
+    """``scsc motion demo --smoke`` and ``render`` end to end (≈ 2 min: data + compiles)."""
+    import json
+
+    from sims import cli
+
+    monkeypatch.setenv("SCSC_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["motion", "demo", "--smoke", "--no-gif", "--out", str(tmp_path)]) == 0
+    out = json.loads((tmp_path / "correction_demo.json").read_text())
+    for kind, metric in cr.MATCHING_METRIC.items():
+        entry = out["corruptions"][kind]
+        assert set(entry["before"]) == set(entry["after"]) >= {metric, "phys_err", "fell_rate"}
+        assert entry["after"][metric] < entry["before"][metric]
+    assert (tmp_path / "motion_correction.png").stat().st_size > 20_000
+    args = ["motion", "render", "--n", "18", "--frames", "40", "--index", "0"]
+    png = tmp_path / "r.png"
+    assert cli.main([*args, "--corruption", "sink", "--out", str(png)]) == 0
+    assert png.stat().st_size > 10_000
