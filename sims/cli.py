@@ -175,7 +175,6 @@ def _figures(args) -> int:
 def parser() -> argparse.ArgumentParser:
     from sims import gaussian_toy as toy
     from sims import loop
-    from sims.motion import cli as motion_cli
     from theory import operators as ops
 
     p = argparse.ArgumentParser(prog="scsc", description=__doc__.splitlines()[0])
@@ -206,11 +205,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--no-panels", action="store_true", help="skip the companion panels and figure")
     g.set_defaults(func=_gaussian_toy)
 
-    motion_cli.add_parser(sub)
-
     f = sub.add_parser("figures", help="regenerate the committed figures")
     f.add_argument("--out", default="figures")
     f.set_defaults(func=_figures)
+    from sims.motion import cli as motion_cli  # scsc motion ...
+
+    motion_cli.add_parser(sub)
     return p
 
 
