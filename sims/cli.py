@@ -349,12 +349,14 @@ def _effective_gamma(args) -> int:
 def _figures(args) -> int:
     from sims import gaussian_toy as toy
     from sims import phase_diagram as pd
+    from sims.motion.cli import figures as motion_figures
 
     out = Path(args.out)
     run_bounds(out)
     run_gaussian_toy(toy.Config(), out)
     run_phase(pd.Config(), out)
     run_workflows(pd.WorkflowsConfig(), out)
+    motion_figures(out)
     return _effective_gamma(parser().parse_args(["effective-gamma", "--out", str(out)]))
 
 
@@ -425,6 +427,9 @@ def parser() -> argparse.ArgumentParser:
     f = sub.add_parser("figures", help="regenerate the committed figures")
     f.add_argument("--out", default="figures")
     f.set_defaults(func=_figures)
+    from sims.motion import cli as motion_cli  # scsc motion ...
+
+    motion_cli.add_parser(sub)
     return p
 
 

@@ -1,0 +1,7 @@
+"""Human motion with physics self-correction (paper §4 "Human motion", Figs. 1, 4, 5).
+
+Modules: ``humanoid`` (the only code that touches MuJoCo models), ``representation``
+(qpos trajectories <-> features), ``dataset`` (the generated ground-truth motions),
+``physics`` (``simulate`` / ``correct_motion`` / ``make_corrector``), ``metrics``
+(plausibility), ``render``, ``demo`` and ``cli``.
+"""

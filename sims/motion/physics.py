@@ -1,0 +1,277 @@
+"""Physics correction: a humanoid tracks a motion in MuJoCo; the simulated motion is the correction.
+
+``simulate(ref, settings, backend)`` runs PD tracking of the reference at the simulation rate
+(joint servos with torque limits, plus a bounded residual wrench on the root; see
+``humanoid``) from the reference's first frame, lifted or lowered so its lowest point touches
+the floor, and returns the simulated qpos at the motion frame rate with per-motion info.
+``correct_motion`` / ``make_corrector`` wrap it in the project's corrector interface
+(``theory.operators``): features in, features out, each motion corrected with probability
+γ/(1+γ).
+
+Backends (same numbers up to float32 vs float64 and solver details; parity is tested):
+
+* ``mjx`` — pure JAX (``mujoco.mjx``): jittable, ``vmap`` over motions, ``lax.scan`` over
+  frames and substeps; runs inside the caller's ``jit``. The GPU path.
+* ``mujoco`` — C MuJoCo through ``mujoco.rollout`` (multi-threaded, open-loop inputs: the
+  controller lives in the model, so the inputs are the reference itself). Called from
+  jitted code through ``jax.pure_callback``. The fast CPU path.
+
+**Falls.** A motion *fell* when the head drops below ``FALL_HEAD_HEIGHT`` at any frame. Its
+correction is rejected: the corrected sample is the uncorrected input (flagged in ``info``;
+report ``fell_rate``), because a fallen body says nothing about the intended motion.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+from jax.scipy.spatial.transform import Rotation
+from jaxtyping import Array, Bool, Float
+
+from sims.motion import humanoid as hm
+from sims.motion import representation as rep
+
+__all__ = [
+    "BACKENDS",
+    "FALL_HEAD_HEIGHT",
+    "correct_motion",
+    "lift_to_floor",
+    "make_corrector",
+    "reference_controls",
+    "simulate",
+]
+
+BACKENDS = ("mjx", "mujoco")
+FALL_HEAD_HEIGHT = 0.6  # m; standing head centre is 1.47 m, a deep squat ~1.0 m
+
+
+def _f32(tree):
+    return jax.tree.map(
+        lambda a: (
+            a.astype(jnp.float32)
+            if isinstance(a, jax.Array | np.ndarray) and a.dtype == np.float64
+            else a
+        ),
+        tree,
+    )
+
+
+def lowest_point(qpos: Float[Array, "*b 28"]) -> Float[Array, " *b"]:
+    """Height of the body's lowest point (m): min over key points of z − geom radius."""
+    sites = hm.forward_kinematics(qpos)["sites"]
+    return jnp.min(sites[..., 2] - jnp.asarray(hm.keypoint_radius(), jnp.float32), axis=-1)
+
+
+def lift_to_floor(qpos: Float[Array, "*b 28"]) -> Float[Array, "*b 28"]:
+    """Shifts the root height so the lowest point touches the floor (up or down)."""
+    qpos = jnp.asarray(qpos, jnp.float32)
+    return qpos.at[..., 2].add(-lowest_point(qpos))
+
+
+def _rotvec(quat: Float[Array, "*b 4"]) -> Float[Array, "*b 3"]:
+    xyzw = jnp.concatenate([quat[..., 1:], quat[..., :1]], axis=-1)
+    return Rotation.from_quat(xyzw.reshape(-1, 4)).as_rotvec().reshape(*quat.shape[:-1], 3)
+
+
+def reference_controls(ref: Float[Array, "T 28"], substeps: int) -> Float[Array, "T-1 s 27"]:
+    """Actuator inputs at the simulation rate: the reference, linearly interpolated.
+
+    Joint servos get the hinge angles; the root residual gets the root position and the root
+    rotation vector (what MuJoCo's site transmission measures against the world site).
+    """
+    per_frame = jnp.concatenate([ref[:, 7:], ref[:, :3], _rotvec(ref[:, 3:7])], axis=-1)
+    alpha = (jnp.arange(1, substeps + 1, dtype=per_frame.dtype) / substeps)[None, :, None]
+    return (1 - alpha) * per_frame[:-1, None] + alpha * per_frame[1:, None]
+
+
+def head_height(qpos: Float[Array, "*b 28"]) -> Float[Array, " *b"]:
+    """Height of the head's centre (m)."""
+    head = [name for name, *_ in hm.KEYPOINTS].index("head")
+    return hm.forward_kinematics(qpos)["sites"][..., head, 2]
+
+
+def _info(ref, sim, residual) -> dict[str, Array]:
+    joint_err = jnp.sqrt(jnp.mean((sim[..., 7:] - ref[..., 7:]) ** 2, axis=(-1, -2)))
+    root_err = jnp.mean(jnp.linalg.norm(sim[..., :3] - ref[..., :3], axis=-1), axis=-1)
+    return {
+        "joint_error": joint_err,  # RMS hinge-angle error (rad)
+        "root_error": root_err,  # mean root position error (m)
+        "residual_force": residual,  # mean |residual force| / body weight
+        "fell": jnp.min(head_height(sim), axis=-1) < FALL_HEAD_HEIGHT,
+    }
+
+
+# ---------------------------------------------------------------- MJX backend
+
+
+def _simulate_mjx_one(ref: Float[Array, "T 28"], settings: hm.Settings):
+    from mujoco import mjx
+
+    mx = hm.device_model(settings)
+    ref = jnp.asarray(ref, jnp.float32)
+    start = lift_to_floor(ref[0])
+    ctrl = reference_controls(ref, settings.substeps)
+    d = _f32(mjx.make_data(mx)).replace(qpos=start, ctrl=ctrl[0, 0])
+
+    def substep(d, c):
+        # x64 sessions leak float64 into a few fields; MJX runs in float32 regardless.
+        d = _f32(mjx.step(mx, d.replace(ctrl=c)))
+        force = hm.residual_force(
+            settings, c[hm.N_JOINTS : hm.N_JOINTS + 3], d.qpos[:3], d.qvel[:3]
+        )
+        return d, jnp.linalg.norm(force)
+
+    def frame(d, c):
+        d, force = jax.lax.scan(substep, d, c)
+        return d, (d.qpos, jnp.mean(force))
+
+    _, (qpos, force) = jax.lax.scan(frame, d, ctrl)
+    sim = jnp.concatenate([start[None], qpos], axis=0)
+    return sim, jnp.mean(force)
+
+
+def _simulate_mjx(ref: Float[Array, "B T 28"], settings: hm.Settings):
+    sim, force = jax.vmap(_simulate_mjx_one, in_axes=(0, None))(ref, settings)
+    return sim, force / hm.body_weight(settings)
+
+
+# ---------------------------------------------------------------- C MuJoCo backend
+
+
+@functools.lru_cache(maxsize=8)
+def _thread_data(settings: hm.Settings, nthread: int):
+    m = hm.build_model(settings)
+    return m, [mujoco.MjData(m) for _ in range(nthread)]
+
+
+def _nthread() -> int:
+    return int(os.environ.get("SCSC_MUJOCO_THREADS", os.cpu_count() or 1))
+
+
+def simulate_mujoco_np(ref: np.ndarray, settings: hm.Settings, start: np.ndarray, ctrl: np.ndarray):
+    """C MuJoCo rollout (NumPy in, NumPy out): qpos at frames, mean residual force."""
+    from mujoco import rollout
+
+    m, datas = _thread_data(settings, _nthread())
+    batch = ref.shape[0]
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    size = mujoco.mj_stateSize(m, spec)
+    d = datas[0]
+    init = np.empty((batch, size))
+    for b in range(batch):
+        mujoco.mj_resetData(m, d)
+        d.qpos[:] = start[b]
+        d.ctrl[:] = ctrl[b, 0, 0]
+        mujoco.mj_forward(m, d)
+        mujoco.mj_getState(m, d, init[b], spec)
+    controls = np.asarray(ctrl, np.float64).reshape(batch, -1, m.nu)
+    state, _ = rollout.rollout(m, datas, init, controls)
+    sub = settings.substeps
+    at_frames = state[:, sub - 1 :: sub, 1 : 1 + m.nq]
+    sim = np.concatenate([start[:, None], at_frames], axis=1)
+    root_pos, root_vel = state[..., 1:4], state[..., 1 + m.nq : 4 + m.nq]
+    target = controls[..., hm.N_JOINTS : hm.N_JOINTS + 3]
+    force = np.linalg.norm(
+        np.asarray(hm.residual_force(settings, target, root_pos, root_vel)), axis=-1
+    ).mean(axis=1)
+    return sim.astype(np.float32), (force / hm.body_weight(settings)).astype(np.float32)
+
+
+def _simulate_mujoco(ref: Float[Array, "B T 28"], settings: hm.Settings):
+    ref = jnp.asarray(ref, jnp.float32)
+    start = lift_to_floor(ref[:, 0])
+    ctrl = jax.vmap(reference_controls, in_axes=(0, None))(ref, settings.substeps)
+    batch, frames = ref.shape[:2]
+    shapes = (
+        jax.ShapeDtypeStruct((batch, frames, hm.NQ), jnp.float32),
+        jax.ShapeDtypeStruct((batch,), jnp.float32),
+    )
+
+    def host(r, s, c):
+        return simulate_mujoco_np(np.asarray(r), settings, np.asarray(s), np.asarray(c))
+
+    return jax.pure_callback(host, shapes, ref, start, ctrl, vmap_method="broadcast_all")
+
+
+# ---------------------------------------------------------------- public API
+
+
+def simulate(
+    ref: Float[Array, "B T 28"], settings: hm.Settings = hm.CORRECTOR, backend: str = "mjx"
+) -> tuple[Float[Array, "B T 28"], dict[str, Array]]:
+    """Tracks each reference motion in physics.
+
+    Args:
+        ref: reference qpos trajectories at ``humanoid.FPS`` (T >= 2).
+        settings: model and controller settings (``humanoid.CORRECTOR`` by default).
+        backend: ``"mjx"`` (jittable, vmappable) or ``"mujoco"`` (C, via pure_callback).
+
+    Returns:
+        ``(sim, info)``: the simulated qpos at the frame rate (float32; frame 0 is the lifted
+        first reference frame) and per-motion ``joint_error`` (rad RMS), ``root_error`` (m),
+        ``residual_force`` (mean |root residual force| / body weight) and ``fell``.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    if ref.ndim != 3 or ref.shape[-1] != hm.NQ or ref.shape[1] < 2:
+        raise ValueError(f"ref must have shape [batch, T >= 2, {hm.NQ}]; got {ref.shape}")
+    return _simulate_jit(jnp.asarray(ref, jnp.float32), settings, backend)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _simulate_jit(ref, settings, backend):
+    fn = _simulate_mjx if backend == "mjx" else _simulate_mujoco
+    sim, force = fn(ref, settings)
+    return sim, _info(ref, sim, force)
+
+
+def correct_motion(
+    key: jax.Array,
+    x: Float[Array, "B T 30"],
+    gamma: float | Array = math.inf,
+    *,
+    settings: hm.Settings = hm.CORRECTOR,
+    backend: str = "mjx",
+    mask: Bool[Array, " B"] | None = None,
+) -> tuple[Float[Array, "B T 30"], dict[str, Array]]:
+    """Physics correction π_γ of a batch of motions in feature space.
+
+    Each motion is corrected with probability γ/(1+γ) (γ = inf: always); a motion that
+    falls keeps its input (see the module docstring); rows with ``mask`` False come back
+    unchanged. Returns the corrected features and ``info`` (``simulate``'s, plus
+    ``corrected``: whether the row was replaced by its simulation).
+    """
+    x = jnp.asarray(x, jnp.float32)
+    keep_p = 1.0 / (1.0 + jnp.asarray(gamma, jnp.float32))
+    draw = jax.random.uniform(key, (x.shape[0],)) >= keep_p
+    valid = jnp.ones(x.shape[0], bool) if mask is None else jnp.asarray(mask)
+    sim, info = simulate(rep.to_qpos(x), settings, backend)
+    use = draw & valid & ~info["fell"]
+    out = jnp.where(use[:, None, None], rep.to_features(sim), x)
+    return out, {**info, "corrected": use}
+
+
+def make_corrector(
+    gamma: float | Array = math.inf, *, settings: hm.Settings = hm.CORRECTOR, backend: str = "mjx"
+):
+    """The physics corrector in the project interface ``corrector(key, x, labels=None, *, mask)``.
+
+    ``x`` is ``[B, T, 30]`` or flattened ``[B, T·30]`` features; the same shape comes back.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+
+    def correct(key, x, labels=None, *, mask=None):
+        del labels
+        shape = x.shape
+        feats = x.reshape(shape[0], -1, rep.N_FEATURES)
+        out, _ = correct_motion(key, feats, gamma, settings=settings, backend=backend, mask=mask)
+        return out.reshape(shape).astype(x.dtype)
+
+    return correct
