@@ -248,3 +248,18 @@ def test_cli_demo_and_render_smoke(tmp_path, monkeypatch):
     png = tmp_path / "r.png"
     assert cli.main([*args, "--corruption", "sink", "--out", str(png)]) == 0
     assert png.stat().st_size > 10_000
+
+
+def test_plausibility_gamma_of_the_physics_corrector(data):
+    """Sunk motions vs clean ones: the corrector moves them most of the way (large γ̂);
+    clean vs clean is not identifiable."""
+    from sims.motion import gamma as mg
+
+    q = jnp.asarray(data["qpos"])
+    half = q.shape[0] // 2
+    model, target = q[:half], q[half : 2 * half]
+    sunk = cr.corrupt(jax.random.key(0), model, "sink")
+    r = mg.plausibility_gamma(jax.random.key(1), sunk, target, n_boot=100)
+    assert bool(r.identifiable) and float(r.ci[0]) > 3.0, r.message
+    same = mg.plausibility_gamma(jax.random.key(2), model, target, n_boot=20)
+    assert not bool(same.identifiable) and np.isnan(float(same.gamma))
