@@ -165,14 +165,17 @@ def _gaussian_toy(args) -> int:
 
 def _figures(args) -> int:
     from sims import gaussian_toy as toy
+    from sims.digits import cli as digits_cli
 
     run_gaussian_toy(toy.Config(), Path(args.out))
+    digits_cli.figures(Path(args.out))
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
     from sims import gaussian_toy as toy
     from sims import loop
+    from sims.digits import cli as digits_cli
     from theory import operators as ops
 
     p = argparse.ArgumentParser(prog="scsc", description=__doc__.splitlines()[0])
@@ -202,6 +205,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default="out/gaussian_toy", help="output directory")
     g.add_argument("--no-panels", action="store_true", help="skip the companion panels and figure")
     g.set_defaults(func=_gaussian_toy)
+
+    digits_cli.add_parser(sub)
 
     f = sub.add_parser("figures", help="regenerate the committed figures")
     f.add_argument("--out", default="figures")
