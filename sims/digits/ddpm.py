@@ -137,7 +137,13 @@ def init_model(key: jax.Array, side: int, channels: tuple[int, ...] | None = Non
         raise ValueError(
             f"image side {side} must be divisible by 2**(levels-1) for channels {chans}"
         )
-    return UNet(chans, key=key)
+    return to_float32(UNet(chans, key=key))
+
+
+def to_float32(tree):
+    """Casts every float array of a pytree to float32 (Equinox initialises in the default
+    float dtype, which is float64 under ``jax_enable_x64``)."""
+    return jax.tree_util.tree_map(lambda a: a.astype(F32) if eqx.is_inexact_array(a) else a, tree)
 
 
 def loss_fn(

@@ -134,13 +134,19 @@ def round_to_levels(x: Array, levels: int) -> Array:
 
 
 def nearest_centroid(
-    x: Float[Array, "n ..."], labels: Int[Array, " n"], centroids: Float[Array, "c k ..."]
+    x: Float[Array, "n ..."],
+    labels: Int[Array, " n"],
+    centroids: Float[Array, "c k ..."],
+    replacements: Float[Array, "c k ..."] | None = None,
 ) -> Float[Array, "n ..."]:
-    """Each image → the nearest (L2) centroid of its own class."""
+    """Each image → the nearest (L2) centroid of its own class (or that centroid's
+    ``replacements`` entry, e.g. its rounded version)."""
     flat = x.reshape(x.shape[0], -1)
-    cents = centroids.reshape(centroids.shape[0], centroids.shape[1], -1)[labels]  # n k d
+    c, k = centroids.shape[:2]
+    cents = centroids.reshape(c, k, -1)[labels]  # n k d
     d2 = jnp.sum((flat[:, None, :] - cents) ** 2, -1)
-    pick = jnp.take_along_axis(cents, jnp.argmin(d2, 1)[:, None, None], 1)[:, 0]
+    out = cents if replacements is None else replacements.reshape(c, k, -1)[labels]
+    pick = jnp.take_along_axis(out, jnp.argmin(d2, 1)[:, None, None], 1)[:, 0]
     return pick.reshape(x.shape).astype(x.dtype)
 
 
@@ -157,13 +163,13 @@ def kmeans_corrector(
     """
     check_nonneg("gamma", gamma)
     cents = jnp.asarray(centroids)
-    if levels is not None:
-        cents = round_to_levels(cents, levels)
+    # The nearest centroid is chosen among the unrounded centroids, then rounded (paper).
+    snapped_cents = cents if levels is None else round_to_levels(cents, levels)
 
     def correct(key, x, labels=None, *, mask: Bool[Array, " n"] | None = None):
         if labels is None:
             raise ValueError("the K-means corrector needs the conditioning labels")
-        snapped = nearest_centroid(x, labels, cents)
+        snapped = nearest_centroid(x, labels, cents, snapped_cents)
         u = jax.random.uniform(key, (x.shape[0],), jnp.float32)
         replace = u >= _keep_probability(gamma).astype(jnp.float32)
         if mask is not None:
