@@ -84,7 +84,7 @@ class Config:
     seed: int = 0
     channels: tuple[int, ...] | None = None
     diffusion_steps: int = 400
-    sample_steps: int = 25
+    sample_steps: int = 20
     guidance: float = 0.5
     label_dropout: float = 0.1
     batch: int = 128
@@ -142,7 +142,7 @@ class Config:
     @classmethod
     def quick(cls) -> Config:
         """``scsc digits --quick``: 8×8, λ ∈ {0.5, 1.5}, three arms, 10 generations."""
-        return cls(lams=(0.5, 1.5), generations=10, gen0_steps=1500, sample_steps=20, n_eval=500)
+        return cls(lams=(0.5, 1.5), generations=10, gen0_steps=1500, n_eval=500)
 
     @classmethod
     def long(cls) -> Config:
