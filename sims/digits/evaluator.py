@@ -202,12 +202,12 @@ def fid(f1: np.ndarray, f2: np.ndarray) -> float:
 def fid_bootstrap(
     f1: np.ndarray, f2: np.ndarray, rng: np.random.Generator, n_boot: int = 100, level=0.95
 ) -> tuple[float, float]:
-    """Basic (pivotal) bootstrap CI of FID, resampling both sets with replacement.
+    """Bootstrap CI of FID (both sets resampled with replacement), centred on the estimate.
 
-    Resampling with replacement repeats rows, which shifts FID upward (a resample is a
-    worse estimate of the law than the sample), so the percentile interval can miss the
-    estimate altogether. The basic interval [2F − q_hi, 2F − q_lo] reflects that shift
-    back; it is clipped at 0.
+    A resample repeats rows, which shifts FID upward (a resample describes the law worse
+    than the sample), so the plain percentile interval can miss the estimate F altogether.
+    We keep the bootstrap's spread and drop its shift: [F − (q_hi − m), F + (m − q_lo)],
+    m the bootstrap median; clipped at 0.
     """
     vals = np.empty(n_boot)
     point = fid(f1, f2)
@@ -216,8 +216,8 @@ def fid_bootstrap(
         j = rng.integers(0, len(f2), len(f2))
         vals[b] = frechet(*_mean_cov(f1[i]), *_mean_cov(f2[j]))
     a = (1 - level) / 2
-    lo, hi = np.quantile(vals, a), np.quantile(vals, 1 - a)
-    return float(max(2 * point - hi, 0.0)), float(max(2 * point - lo, 0.0))
+    lo, med, hi = np.quantile(vals, [a, 0.5, 1 - a])
+    return float(max(point - (hi - med), 0.0)), float(point + (med - lo))
 
 
 def kid(f1: np.ndarray, f2: np.ndarray) -> float:
