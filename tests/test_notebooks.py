@@ -9,6 +9,7 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 FIGURES = {"fig2_gaussian_toy.ipynb": "fig2_gaussian_toy.png"}
+FIGURES["fig8_digits.ipynb"] = "fig8_digits.png"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -77,13 +77,13 @@ def _title(cfg, out: dict) -> str:
     )
 
 
-def payload_of(cfg, out: dict) -> dict:
+def payload_of(cfg, out: dict, provenance: dict | None = None) -> dict:
     """The Fig. 8 data file: config, provenance, results (λ → arm → metric lists), + floor."""
     from sims import results
 
     return {
         "config": results.config_dict(cfg),
-        "provenance": results.provenance(cfg, [cfg.seed]),
+        "provenance": provenance or results.provenance(cfg, [cfg.seed]),
         "results": out["results"],
         "floor": {k: v for k, v in out["floor"].items()},
         "classifier_test_accuracy": out["classifier_accuracy"],
@@ -173,9 +173,10 @@ def run_digits(cfg, out_dir: Path, *, resume: bool = False, progress: bool = Tru
     from sims.digits import effective, loop
 
     out_dir = Path(out_dir)
+    prov = results.provenance(cfg, [cfg.seed])  # the code that runs, not the code at the end
     out = loop.run(cfg, out_dir, resume=resume, cache_dir=out_dir / "cache", progress=progress)
     out["effective_gamma"] = effective.for_run(cfg, out)
-    payload = payload_of(cfg, out)
+    payload = payload_of(cfg, out, prov)
     results.write_json(out_dir / "results.json", payload, digits=6)
     loop._atomic_bytes(out_dir / "samples.npz", _samples_npz(cfg, out))
     with np.load(out_dir / "samples.npz") as z:
