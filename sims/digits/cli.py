@@ -143,7 +143,7 @@ def plot_all(payload: dict, samples: dict, out_dir: Path) -> list[Path]:
             grids,
             out_dir / "fig3_digits_samples.png",
             prov,
-            "Samples (row = conditioning digit); " + payload.get("title", "")[:90],
+            "Samples (row = conditioning digit); " + payload.get("title", ""),
         ),
     ]
 

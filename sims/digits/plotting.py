@@ -30,7 +30,7 @@ def _save(fig, path, provenance) -> Path:
 def _tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """(rows·cols, 1, h, w) in [-1, 1] → one (rows·(h+1), cols·(w+1)) mosaic in [0, 1]."""
     h, w = images.shape[-2:]
-    out = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1))
+    out = np.zeros((rows * (h + 1) - 1, cols * (w + 1) - 1))  # shown inverted: white gaps
     for i in range(min(rows * cols, len(images))):
         r, c = divmod(i, cols)
         out[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = (images[i, 0] + 1) / 2
@@ -49,8 +49,14 @@ def fig7(centroids: np.ndarray, path, provenance: dict, levels: int | None = Non
         [(i + 0.5) * (centroids.shape[-2] + 1) for i in range(c)], [str(i) for i in range(c)]
     )
     ax.set_xticks([])
-    ax.set_title(f"K-means centroids per digit (K = {k}, rounded to pixel values)", fontsize=9)
+    ax.set_title(f"K-means centroids per digit\n(K = {k}, rounded to pixel values)", fontsize=9)
     return _save(fig, path, provenance)
+
+
+def _wrap(text: str, fig) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width=int(fig.get_figwidth() * 15)))
 
 
 def _lam_keys(payload):
@@ -83,8 +89,8 @@ def fig8(payload: dict, path, provenance: dict) -> Path:
         ax.set_ylim(0, top * 1.05)
     axes[0, 0].set_ylabel("FID (LeNet features)")
     axes[0, -1].legend(fontsize=7, loc="upper left")
-    fig.suptitle(payload.get("title", "Digits: FID per generation"), fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.suptitle(_wrap(payload.get("title", "Digits: FID per generation"), fig), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
     return _save(fig, path, provenance)
 
 
@@ -110,8 +116,8 @@ def curves(payload: dict, path, provenance: dict) -> Path:
             if i == 1:
                 ax.set_xlabel("generation")
     axes[0, -1].legend(fontsize=7)
-    fig.suptitle(payload.get("title", "Digits: diversity and class accuracy"), fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.suptitle(_wrap(payload.get("title", "Digits: diversity and accuracy"), fig), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return _save(fig, path, provenance)
 
 
@@ -122,8 +128,8 @@ def fig3(grids: dict[str, np.ndarray], path, provenance: dict, title: str = "") 
         ax.imshow(1 - _tile(imgs, 10, 10), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(name, fontsize=9)
         ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    fig.suptitle(_wrap(title, fig), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
     return _save(fig, path, provenance)
 
 
@@ -131,6 +137,8 @@ def grid_by_class(images: np.ndarray, labels: np.ndarray, per_class: int = 10) -
     """The first ``per_class`` images of each digit, ordered digit-major (rows of a grid)."""
     rows = []
     for c in range(10):
+        row = np.full((per_class, *images.shape[1:]), -1.0, np.float32)  # blank if short
         idx = np.flatnonzero(labels == c)[:per_class]
-        rows.append(images[idx])
+        row[: len(idx)] = images[idx]
+        rows.append(row)
     return np.concatenate(rows)
