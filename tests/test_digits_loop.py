@@ -103,3 +103,18 @@ def test_cli_writes_results_and_figures(uninterrupted, tmp_path, cache):
         assert (tmp_path / "run" / f"{name}.png").stat().st_size > 5_000
     paths = digits_cli.figures(tmp_path / "figs", run_dir=tmp_path / "run")
     assert len(paths) == 4 and (tmp_path / "figs" / "fig8_digits.json").exists()
+
+
+def test_figures_without_saved_results_is_a_no_op(tmp_path, capsys):
+    assert digits_cli.figures(tmp_path / "figs", run_dir=tmp_path / "none") == []
+    assert "scsc digits --long" in capsys.readouterr().out
+
+
+def test_mode_configs_are_valid():
+    q, lg, f = loop.Config.quick(), loop.Config.long(), loop.Config.full()
+    assert q.lams == (0.5, 1.5) and q.generations == 10 and q.source == "digits8"
+    assert lg.lams == loop.PAPER_LAMS and lg.generations >= 25
+    assert f.source == "mnist5k" and f.sample_steps == f.diffusion_steps == 400
+    assert loop.Config.full("x.npz").source == "mnist"
+    assert [c[0] for c in loop.chains(q)][:2] == ["baseline", "iterative_lam0.5"]
+    assert loop.n_synth(0.2, 1000) == 200 and loop.n_synth(1.5, 999) == 1499
