@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -225,4 +223,3 @@ def figures(out: Path, run_dir: Path = LONG_RUN_DIR) -> list[Path]:
 
 
 __all__ = ["MODES", "add_parser", "config_from_args", "figures", "run_digits"]
-del math, os
