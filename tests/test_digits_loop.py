@@ -4,6 +4,7 @@ checkpoint → kill → resume gives the same numbers as an uninterrupted run.""
 import dataclasses
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -118,3 +119,28 @@ def test_mode_configs_are_valid():
     assert loop.Config.full("x.npz").source == "mnist"
     assert [c[0] for c in loop.chains(q)][:2] == ["baseline", "iterative_lam0.5"]
     assert loop.n_synth(0.2, 1000) == 200 and loop.n_synth(1.5, 999) == 1499
+
+
+def test_effective_gamma_hook_plumbing(monkeypatch):
+    """The hook hands the estimator a corrector mapping model features to corrected ones."""
+    from sims.digits import effective
+
+    rng = np.random.default_rng(0)
+    fm, fc, fr = rng.normal(size=(20, 4)), rng.normal(size=(20, 4)), rng.normal(size=(15, 4))
+
+    @dataclasses.dataclass
+    class Fake:
+        gamma: float
+        criterion: str
+
+    def fake(key, corrector, model, target, labels=None):
+        out = corrector(key, model, labels)
+        np.testing.assert_allclose(out, fc, rtol=1e-6)
+        assert target.shape == (15, 4)
+        return Fake(gamma=3.0, criterion="energy")
+
+    monkeypatch.setattr(effective, "estimator", lambda: fake)
+    res = effective.effective_gamma_features(jax.random.key(0), fm, fc, fr)
+    assert res == {"status": "ok", "gamma": 3.0, "criterion": "energy"}
+    monkeypatch.setattr(effective, "estimator", lambda: None)
+    assert "hook only" in effective.effective_gamma_features(None, fm, fc, fr)["status"]
