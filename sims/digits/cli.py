@@ -146,8 +146,10 @@ def plot_all(payload: dict, samples: dict, out_dir: Path) -> list[Path]:
     ]
 
 
-def summary(payload: dict) -> str:
-    """A plain table of the last generation: FID [CI], KID, diversity, accuracy per arm."""
+def summary(payload: dict, last: int = 10) -> str:
+    """A plain table of the last generation (FID [95% CI], KID, diversity, accuracy per arm)
+    and the mean ± standard error of FID over the last ``last`` generations (FID moves from
+    generation to generation with the model, so one generation is a noisy read-out)."""
     fl = payload["floor"]
     lines = [
         f"floor (real vs real, n = {fl.get('n')}): FID {fl['fid']:.3f} "
@@ -157,10 +159,13 @@ def summary(payload: dict) -> str:
     for lam, arms in sorted(payload["results"].items(), key=lambda kv: float(kv[0])):
         for arm, m in arms.items():
             lo, hi = m["fid_ci"][-1]
+            tail = np.asarray(m["fid"][1:], float)[-last:]
+            se = tail.std(ddof=1) / np.sqrt(len(tail)) if len(tail) > 1 else float("nan")
             lines.append(
                 f"λ={lam:>4} {arm:>9}: gen0 FID {m['fid'][0]:.3f} → last {m['fid'][-1]:.3f} "
                 f"[{lo:.3f}, {hi:.3f}]  KID {m['kid'][-1]:.4f}  div {m['diversity'][-1]:.3f}  "
-                f"acc {m['class_accuracy'][-1]:.3f}"
+                f"acc {m['class_accuracy'][-1]:.3f}  | FID mean of last {len(tail)}: "
+                f"{tail.mean():.3f} ± {se:.3f}"
             )
     return "\n".join(lines)
 
