@@ -217,6 +217,7 @@ def _atomic_bytes(path: Path, blob: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
         f.write(blob)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 

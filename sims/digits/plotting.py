@@ -88,9 +88,10 @@ def fig8(payload: dict, path, provenance: dict) -> Path:
     for ax in axes[0]:
         ax.set_ylim(0, top * 1.05)
     axes[0, 0].set_ylabel("FID (LeNet features)")
-    axes[0, -1].legend(fontsize=7, loc="upper left")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7)
     fig.suptitle(_wrap(payload.get("title", "Digits: FID per generation"), fig), fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    fig.tight_layout(rect=(0, 0.07, 1, 0.88))
     return _save(fig, path, provenance)
 
 
@@ -115,9 +116,10 @@ def curves(payload: dict, path, provenance: dict) -> Path:
                 ax.set_ylabel(ylabel)
             if i == 1:
                 ax.set_xlabel("generation")
-    axes[0, -1].legend(fontsize=7)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7)
     fig.suptitle(_wrap(payload.get("title", "Digits: diversity and accuracy"), fig), fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.tight_layout(rect=(0, 0.04, 1, 0.93))
     return _save(fig, path, provenance)
 
 
