@@ -349,6 +349,7 @@ def _effective_gamma(args) -> int:
 def _figures(args) -> int:
     from sims import gaussian_toy as toy
     from sims import phase_diagram as pd
+    from sims.digits import cli as digits_cli
     from sims.motion.cli import figures as motion_figures
 
     out = Path(args.out)
@@ -357,6 +358,7 @@ def _figures(args) -> int:
     run_phase(pd.Config(), out)
     run_workflows(pd.WorkflowsConfig(), out)
     motion_figures(out)
+    digits_cli.figures(out)
     return _effective_gamma(parser().parse_args(["effective-gamma", "--out", str(out)]))
 
 
@@ -364,6 +366,8 @@ def parser() -> argparse.ArgumentParser:
     from sims import gaussian_toy as toy
     from sims import loop, sweep
     from sims import phase_diagram as pd
+    from sims.digits import cli as digits_cli
+    from sims.motion import cli as motion_cli
     from theory import operators as ops
 
     p = argparse.ArgumentParser(prog="scsc", description=__doc__.splitlines()[0])
@@ -424,12 +428,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="out/effective_gamma")
     e.set_defaults(func=_effective_gamma)
 
+    digits_cli.add_parser(sub)  # scsc digits ...
+    motion_cli.add_parser(sub)  # scsc motion ...
+
     f = sub.add_parser("figures", help="regenerate the committed figures")
     f.add_argument("--out", default="figures")
     f.set_defaults(func=_figures)
-    from sims.motion import cli as motion_cli  # scsc motion ...
-
-    motion_cli.add_parser(sub)
     return p
 
 

@@ -13,6 +13,7 @@ FIGURES = {
     "bounds.ipynb": "bounds.png",
     "phase_diagram.ipynb": "phase_diagram.png",
     "workflows.ipynb": "workflows.png",
+    "fig8_digits.ipynb": "fig8_digits.png",
 }
 
 

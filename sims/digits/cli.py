@@ -1,0 +1,230 @@
+"""``scsc digits``: the digit self-consuming loop (paper Figs. 3, 7, 8) from one command.
+
+``--quick`` (8×8, λ ∈ {0.5, 1.5}, 10 generations, CPU minutes), ``--long`` (8×8, all four
+λ, 25 generations, CPU background), ``--full`` (28×28 MNIST, paper settings, GPU). A run
+writes checkpoints, ``results.json``, ``samples.npz`` and its figures into ``--out``;
+``--resume`` continues a killed run there. Only ``scsc figures`` writes into ``figures/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+
+import numpy as np
+
+MODES = ("quick", "long", "full", "smoke")
+LONG_RUN_DIR = Path("out/digits_long")
+
+
+def add_parser(sub) -> None:
+    """Adds the ``digits`` subcommand to ``scsc``'s subparsers."""
+    d = sub.add_parser("digits", help="digit-image loop: DDPM + K-means correction (Figs. 3, 7, 8)")
+    mode = d.add_mutually_exclusive_group()
+    for m in MODES:
+        mode.add_argument(f"--{m}", dest="mode", action="store_const", const=m)
+    d.set_defaults(mode="quick", func=_digits)
+    d.add_argument("--out", help="output directory (default out/digits_<mode>)")
+    d.add_argument("--resume", action="store_true", help="continue the run in --out")
+    d.add_argument("--generations", type=int, help="override the mode's generation count")
+    d.add_argument("--lams", help="comma list of λ >= 0, e.g. 0.5,1.5")
+    d.add_argument("--gamma", type=float, help="corrector strength of the corrected arm (inf ok)")
+    d.add_argument("--mnist-path", help="full MNIST (.npz or IDX folder) for --full")
+    d.add_argument("--seed", type=int, help="master seed (>= 0)")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args):
+    """The mode's config with the overrides; every value validated (ValueError) up front."""
+    from sims.digits.loop import Config
+
+    if args.mode == "full":
+        cfg = Config.full(args.mnist_path)
+    elif args.mnist_path:
+        raise ValueError("--mnist-path goes with --full")
+    else:
+        cfg = getattr(Config, args.mode)()
+    over = {}
+    if args.generations is not None:
+        over["generations"] = args.generations
+    if args.lams is not None:
+        try:
+            over["lams"] = tuple(float(s) for s in args.lams.split(",") if s.strip())
+        except ValueError:
+            raise ValueError(f"lams must be comma-separated numbers; got {args.lams!r}") from None
+    if args.gamma is not None:
+        over["gamma"] = args.gamma
+    if args.seed is not None:
+        if args.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {args.seed}")
+        over["seed"] = args.seed
+    return dataclasses.replace(cfg, **over)  # __post_init__ validates
+
+
+def _title(cfg, out: dict) -> str:
+    sampler = (
+        "plain DDPM sampler"
+        if cfg.sample_steps == cfg.diffusion_steps
+        else f"strided sampler, {cfg.sample_steps} of {cfg.diffusion_steps} steps"
+    )
+    return (
+        f"{cfg.source}: n = {out['n_train']} real, {cfg.n_eval} generated vs {out['n_test']} test "
+        f"images per FID; {sampler}; w = {cfg.guidance}; K = {cfg.k}, γ = {cfg.gamma:g}; "
+        f"bands: 95% bootstrap CI"
+    )
+
+
+def payload_of(cfg, out: dict, provenance: dict | None = None) -> dict:
+    """The Fig. 8 data file: config, provenance, results (λ → arm → metric lists), + floor."""
+    from sims import results
+
+    return {
+        "config": results.config_dict(cfg),
+        "provenance": provenance or results.provenance(cfg, [cfg.seed]),
+        "results": out["results"],
+        "floor": {k: v for k, v in out["floor"].items()},
+        "classifier_test_accuracy": out["classifier_accuracy"],
+        "title": _title(cfg, out),
+        "timing_seconds": out["timing"],
+        "effective_gamma": out.get("effective_gamma"),
+    }
+
+
+def _samples_npz(cfg, out: dict) -> bytes:
+    lam = max(cfg.lams)
+    arrays = {"centroids": out["centroids"], "levels": np.asarray(out["levels"])}
+    arrays["gen0_images"], arrays["gen0_labels"] = out["gen0_samples"]
+    names = {
+        "baseline": "baseline",
+        "iterative": f"iterative_lam{lam:g}",
+        "corrected": f"corrected_lam{lam:g}",
+    }
+    for arm, name in names.items():
+        imgs, labels = out["final_samples"][name]
+        from sims.digits.plotting import grid_by_class
+
+        arrays[f"{arm}_images"] = grid_by_class(imgs, labels)
+        arrays[f"{arm}_labels"] = np.repeat(np.arange(10), 10)
+    arrays["gen0_images"] = grid_by_class(*out["gen0_samples"])
+    arrays["gen0_labels"] = np.repeat(np.arange(10), 10)
+    arrays["lam"] = np.asarray(lam)
+    arrays["generation"] = np.asarray(cfg.generations)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def plot_all(payload: dict, samples: dict, out_dir: Path) -> list[Path]:
+    """Writes Fig. 7, Fig. 8, Fig. 3 and the diversity/accuracy curves into ``out_dir``."""
+    from sims.digits import plotting
+
+    prov = payload["provenance"]
+    lam = float(samples["lam"])
+    gen = int(samples["generation"])
+    grids = {
+        "generation 0": samples["gen0_images"],
+        f"iterative, gen {gen}, λ = {lam:g}": samples["iterative_images"],
+        f"corrected, gen {gen}, λ = {lam:g}": samples["corrected_images"],
+        f"baseline, gen {gen}": samples["baseline_images"],
+    }
+    return [
+        plotting.fig7(
+            samples["centroids"],
+            out_dir / "fig7_digits_centroids.png",
+            prov,
+            int(samples["levels"]),
+        ),
+        plotting.fig8(payload, out_dir / "fig8_digits.png", prov),
+        plotting.curves(payload, out_dir / "fig8_digits_diversity_accuracy.png", prov),
+        plotting.fig3(
+            grids,
+            out_dir / "fig3_digits_samples.png",
+            prov,
+            "Samples (row = conditioning digit); " + payload.get("title", ""),
+        ),
+    ]
+
+
+def summary(payload: dict, last: int = 10) -> str:
+    """A plain table of the last generation (FID [95% CI], KID, diversity, accuracy per arm)
+    and the mean ± standard error of FID over the last ``last`` generations (FID moves from
+    generation to generation with the model, so one generation is a noisy read-out)."""
+    fl = payload["floor"]
+    lines = [
+        f"floor (real vs real, n = {fl.get('n')}): FID {fl['fid']:.3f} "
+        f"[{fl['fid_ci'][0]:.3f}, {fl['fid_ci'][1]:.3f}], KID {fl['kid']:.4f}, "
+        f"diversity {fl['diversity']:.3f}, accuracy {fl['class_accuracy']:.3f}"
+    ]
+    for lam, arms in sorted(payload["results"].items(), key=lambda kv: float(kv[0])):
+        for arm, m in arms.items():
+            lo, hi = m["fid_ci"][-1]
+            tail = np.asarray(m["fid"][1:], float)[-last:]
+            se = tail.std(ddof=1) / np.sqrt(len(tail)) if len(tail) > 1 else float("nan")
+            lines.append(
+                f"λ={lam:>4} {arm:>9}: gen0 FID {m['fid'][0]:.3f} → last {m['fid'][-1]:.3f} "
+                f"[{lo:.3f}, {hi:.3f}]  KID {m['kid'][-1]:.4f}  div {m['diversity'][-1]:.3f}  "
+                f"acc {m['class_accuracy'][-1]:.3f}  | FID mean of last {len(tail)}: "
+                f"{tail.mean():.3f} ± {se:.3f}"
+            )
+    return "\n".join(lines)
+
+
+def run_digits(cfg, out_dir: Path, *, resume: bool = False, progress: bool = True) -> dict:
+    """Runs/resumes into ``out_dir``; writes results.json, samples.npz and figures there."""
+    from sims import results
+    from sims.digits import effective, loop
+
+    out_dir = Path(out_dir)
+    prov = results.provenance(cfg, [cfg.seed])  # the code that runs, not the code at the end
+    out = loop.run(cfg, out_dir, resume=resume, cache_dir=out_dir / "cache", progress=progress)
+    out["effective_gamma"] = effective.for_run(cfg, out)
+    payload = payload_of(cfg, out, prov)
+    results.write_json(out_dir / "results.json", payload, digits=6)
+    loop._atomic_bytes(out_dir / "samples.npz", _samples_npz(cfg, out))
+    with np.load(out_dir / "samples.npz") as z:
+        samples = dict(z)
+    for p in plot_all(payload, samples, out_dir):
+        print(f"  wrote {p}")
+    print(summary(payload))
+    return payload
+
+
+def _digits(args) -> int:
+    cfg = config_from_args(args)
+    out = Path(args.out or f"out/digits_{args.mode}")
+    print(
+        f"digits --{args.mode}: {cfg.source}, λ = {cfg.lams}, {cfg.generations} generations → {out}"
+    )
+    run_digits(cfg, out, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def figures(out: Path, run_dir: Path = LONG_RUN_DIR) -> list[Path]:
+    """``scsc figures``: copies the finished long run's data into ``out`` and re-plots.
+
+    Without a run in ``run_dir`` the committed ``fig8_digits.json`` and
+    ``fig3_digits_samples.npz`` in ``out`` are re-plotted (nothing is recomputed).
+    """
+    from sims import results
+    from sims.digits import loop
+
+    out = Path(out)
+    src = run_dir / "results.json"
+    if src.exists() and (run_dir / "samples.npz").exists():
+        payload = results.read_json(src)
+        results.write_json(out / "fig8_digits.json", payload, digits=6)
+        loop._atomic_bytes(out / "fig3_digits_samples.npz", (run_dir / "samples.npz").read_bytes())
+    if not (out / "fig8_digits.json").exists():
+        print(f"digits: no saved results in {run_dir} or {out}; run `scsc digits --long` first")
+        return []
+    payload = results.read_json(out / "fig8_digits.json")
+    with np.load(out / "fig3_digits_samples.npz") as z:
+        samples = dict(z)
+    paths = plot_all(payload, samples, out)
+    for p in paths:
+        print(f"  wrote {p}")
+    return paths
+
+
+__all__ = ["MODES", "add_parser", "config_from_args", "figures", "run_digits"]
