@@ -320,8 +320,26 @@ def _workflows(args) -> int:
     return 0
 
 
-def _effective_gamma(args) -> int:
+def run_effective_gamma(cfg, out_dir: Path) -> dict:
+    """γ̂ table of the Gaussian correctors (``sims.effective``); prints it, saves JSON."""
     from sims import effective, results
+
+    res = effective.main(cfg)
+    print(f"{'correction':>20} {'γ':>5} {'γ̂':>8}  95% CI              rel. residual")
+    for r in res["rows"]:
+        lo, hi = r["ci"]
+        print(
+            f"{r['correction']:>20} {r['nominal_gamma']:>5g} {r['gamma_hat']:>8.3g}  "
+            f"[{lo:.3g}, {hi:.3g}]{'':<8} {r['relative_residual']:.3g}"
+        )
+    payload = {**res, "config": results.config_dict(cfg), "provenance": results.provenance(cfg)}
+    path = results.write_json(out_dir / "effective_gamma.json", payload, digits=5)
+    print(f"  wrote {path}")
+    return payload
+
+
+def _effective_gamma(args) -> int:
+    from sims import effective
 
     cfg = effective.Config(
         corrections=tuple(args.corrections.split(",")),
@@ -332,21 +350,12 @@ def _effective_gamma(args) -> int:
         criterion=args.criterion,
         seed=args.seed,
     )
-    res = effective.main(cfg)
-    print(f"{'correction':>20} {'γ':>5} {'γ̂':>8}  95% CI              rel. residual")
-    for r in res["rows"]:
-        lo, hi = r["ci"]
-        print(
-            f"{r['correction']:>20} {r['nominal_gamma']:>5g} {r['gamma_hat']:>8.3g}  "
-            f"[{lo:.3g}, {hi:.3g}]{'':<8} {r['relative_residual']:.3g}"
-        )
-    payload = {**res, "config": results.config_dict(cfg), "provenance": results.provenance(cfg)}
-    path = results.write_json(Path(args.out) / "effective_gamma.json", payload, digits=5)
-    print(f"  wrote {path}")
+    run_effective_gamma(cfg, Path(args.out))
     return 0
 
 
 def _figures(args) -> int:
+    from sims import effective
     from sims import gaussian_toy as toy
     from sims import phase_diagram as pd
     from sims.digits import cli as digits_cli
@@ -359,12 +368,13 @@ def _figures(args) -> int:
     run_workflows(pd.WorkflowsConfig(), out)
     motion_figures(out)
     digits_cli.figures(out)
-    return _effective_gamma(parser().parse_args(["effective-gamma", "--out", str(out)]))
+    run_effective_gamma(effective.Config(), out)
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
+    from sims import effective, loop, sweep
     from sims import gaussian_toy as toy
-    from sims import loop, sweep
     from sims import phase_diagram as pd
     from sims.digits import cli as digits_cli
     from sims.motion import cli as motion_cli
@@ -418,13 +428,14 @@ def parser() -> argparse.ArgumentParser:
     w.set_defaults(func=_workflows)
 
     e = sub.add_parser("effective-gamma", help="γ̂ of the Gaussian correctors (App. C)")
-    e.add_argument("--corrections", default="ideal,histogram,histogram-reference")
-    e.add_argument("--gammas", type=_floats, default=(0.3, 1.0, 3.0), help="comma list")
-    e.add_argument("--n", type=int, default=2000, help="model samples (multiple of batch)")
-    e.add_argument("--batch-size", type=int, default=25, help="points per corrector call")
-    e.add_argument("--displacement", type=float, default=1.5, help="‖μ_θ − μ*‖ of the model")
-    e.add_argument("--criterion", choices=("energy", "ks"), default="energy")
-    e.add_argument("--seed", type=int, default=0)
+    ec = effective.Config()
+    e.add_argument("--corrections", default=",".join(ec.corrections))
+    e.add_argument("--gammas", type=_floats, default=ec.gammas, help="comma list")
+    e.add_argument("--n", type=int, default=ec.n, help="model samples (multiple of batch)")
+    e.add_argument("--batch-size", type=int, default=ec.batch_size, help="points per call")
+    e.add_argument("--displacement", type=float, default=ec.displacement, help="‖μ_θ − μ*‖")
+    e.add_argument("--criterion", choices=("energy", "ks"), default=ec.criterion)
+    e.add_argument("--seed", type=int, default=ec.seed)
     e.add_argument("--out", default="out/effective_gamma")
     e.set_defaults(func=_effective_gamma)
 
