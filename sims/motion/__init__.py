@@ -3,5 +3,6 @@
 Modules: ``humanoid`` (the only code that touches MuJoCo models), ``representation``
 (qpos trajectories <-> features), ``dataset`` (the generated ground-truth motions),
 ``physics`` (``simulate`` / ``correct_motion`` / ``make_corrector``), ``metrics``
-(plausibility), ``render``, ``demo`` and ``cli``.
+(plausibility), ``evaluator`` (contrastive motion–text encoders; FID, Diversity, Matching,
+R-precision, class accuracy), ``render``, ``demo`` and ``cli``.
 """
