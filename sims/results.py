@@ -90,6 +90,18 @@ def _jsonable(x, digits: int | None = None):
     return x
 
 
+def write_bytes(path: str | os.PathLike, blob: bytes) -> Path:
+    """Atomically writes ``blob`` (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(blob)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
 def write_json(path: str | os.PathLike, payload: dict, digits: int | None = None) -> Path:
     """Atomically writes ``payload`` as compact JSON (temp file, then rename); NaN → null.
 
@@ -98,14 +110,8 @@ def write_json(path: str | os.PathLike, payload: dict, digits: int | None = None
         payload: dicts, lists, scalars and arrays.
         digits: significant digits kept for floats (None keeps full precision).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(_jsonable(payload, digits), f, separators=(",", ":"))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    blob = json.dumps(_jsonable(payload, digits), separators=(",", ":")).encode()
+    return write_bytes(path, blob)
 
 
 def read_json(path: str | os.PathLike) -> dict:

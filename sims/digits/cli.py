@@ -181,7 +181,7 @@ def run_digits(cfg, out_dir: Path, *, resume: bool = False, progress: bool = Tru
     out["effective_gamma"] = effective.for_run(cfg, out)
     payload = payload_of(cfg, out, prov)
     results.write_json(out_dir / "results.json", payload, digits=6)
-    loop._atomic_bytes(out_dir / "samples.npz", _samples_npz(cfg, out))
+    results.write_bytes(out_dir / "samples.npz", _samples_npz(cfg, out))
     with np.load(out_dir / "samples.npz") as z:
         samples = dict(z)
     for p in plot_all(payload, samples, out_dir):
@@ -207,14 +207,13 @@ def figures(out: Path, run_dir: Path = LONG_RUN_DIR) -> list[Path]:
     ``fig3_digits_samples.npz`` in ``out`` are re-plotted (nothing is recomputed).
     """
     from sims import results
-    from sims.digits import loop
 
     out = Path(out)
     src = run_dir / "results.json"
     if src.exists() and (run_dir / "samples.npz").exists():
         payload = results.read_json(src)
         results.write_json(out / "fig8_digits.json", payload, digits=6)
-        loop._atomic_bytes(out / "fig3_digits_samples.npz", (run_dir / "samples.npz").read_bytes())
+        results.write_bytes(out / "fig3_digits_samples.npz", (run_dir / "samples.npz").read_bytes())
     if not (out / "fig8_digits.json").exists():
         print(f"digits: no saved results in {run_dir} or {out}; run `scsc digits --long` first")
         return []

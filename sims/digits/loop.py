@@ -25,8 +25,6 @@ import hashlib
 import io
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +36,7 @@ import optax
 
 from sims.digits import data as data_mod
 from sims.digits import ddpm, evaluator, kmeans
+from sims.results import write_bytes
 from theory._checks import check_nonneg, check_positive_int
 
 ARMS = ("baseline", "iterative", "corrected")
@@ -212,15 +211,6 @@ def n_synth(lam: float | None, n_real: int) -> int:
 # ---- checkpoints ------------------------------------------------------------------------
 
 
-def _atomic_bytes(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(blob)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def save_state(path: Path, state: dict) -> None:
     """Atomically writes a chain state (params, opt state, pool, metrics, generation)."""
     leaves = jax.tree_util.tree_leaves((state["params"], state["opt_state"]))
@@ -236,7 +226,7 @@ def save_state(path: Path, state: dict) -> None:
             np.uint8,
         ),
     )
-    _atomic_bytes(path, buf.getvalue())
+    write_bytes(path, buf.getvalue())
 
 
 def load_state(path: Path, template: tuple) -> dict:
@@ -490,7 +480,7 @@ def run(
                     "only generations may change when resuming"
                 )
         else:
-            _atomic_bytes(
+            write_bytes(
                 marker,
                 json.dumps({"hash": h, "config": dataclasses.asdict(cfg)}, default=str).encode(),
             )

@@ -57,12 +57,15 @@ __all__ = [
     "Encoders",
     "Evaluator",
     "Tokenizer",
+    "diversity_ci",
     "embed_motions",
     "embed_texts",
     "evaluate",
     "info_nce",
     "load",
     "matching_score",
+    "mean_ci",
+    "plausibility_of",
     "r_precision",
     "train",
 ]
@@ -522,8 +525,46 @@ def class_accuracy(ev: Evaluator, motion_z: np.ndarray, labels: np.ndarray) -> f
     return float(np.mean(pred == labels))
 
 
+def _percentile_ci(vals: np.ndarray, level: float = 0.95) -> list[float]:
+    a = (1 - level) / 2
+    return [float(v) for v in np.quantile(vals, [a, 1 - a])]
+
+
+def mean_ci(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> list[float]:
+    """95 % percentile-bootstrap interval of the mean of per-motion ``values``."""
+    v = np.asarray(values, np.float64)
+    idx = rng.integers(0, len(v), (n_boot, len(v)))
+    return _percentile_ci(v[idx].mean(1))
+
+
+def diversity_ci(z: np.ndarray, rng: np.random.Generator, n_boot: int) -> list[float]:
+    """95 % percentile-bootstrap interval of ``diversity`` (motions resampled; pairs of a
+    motion with its own copy are left out, so a resample is not biased toward 0)."""
+    d = _pairwise(z, z)
+    vals = np.empty(n_boot)
+    for b in range(n_boot):
+        i = rng.integers(0, len(z), len(z))
+        distinct = i[:, None] != i[None, :]
+        vals[b] = d[np.ix_(i, i)][distinct].mean()
+    return _percentile_ci(vals)
+
+
 def _rng(key: jax.Array) -> np.random.Generator:
     return np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+
+
+PLAUSIBILITY = ("penetration", "floating", "skating", "phys_err", "fell_rate")
+
+
+def plausibility_of(features: Float[np.ndarray, "n T d"]) -> dict[str, np.ndarray]:
+    """Per-motion plausibility metrics (``metrics.plausibility``, mm) of feature motions."""
+    from sims.motion import metrics
+    from sims.motion import representation as rep
+
+    qpos = rep.to_qpos(jnp.asarray(features, F32))
+    out = {k: np.asarray(v, np.float64) for k, v in metrics.plausibility(qpos).items()}
+    out["fell_rate"] = out.pop("fell")
+    return out
 
 
 def evaluate(
@@ -539,22 +580,26 @@ def evaluate(
 
     Args:
         ev: the trained evaluator.
-        key: PRNG key (R-precision batches, FID bootstrap, real split).
+        key: PRNG key (R-precision batches, bootstraps, real split).
         features: the motions to score, ``[n, T, 30]`` with ``n >= 32``.
         texts: their conditioning descriptions.
         labels: their conditioning classes.
         real_features: real motions ``[m, T', 30]``, ``m >= 4`` (the FID reference).
-        n_boot: bootstrap resamples for the FID interval (>= 10).
+        n_boot: bootstrap resamples for the intervals (>= 10).
 
     Returns:
-        ``fid`` (against all real motions) with its bootstrap ``fid_ci`` (95 %);
-        ``fid_floor``: FID between two disjoint random halves of the real motions of
-        ``fid_floor_n = min(n, m // 2)`` motions each (the value a perfect generator
-        reaches at that sample size); ``diversity`` (mean distance over all pairs, the
-        expectation of HumanML3D's random-pair estimate) and ``diversity_real``;
-        ``matching``; ``r_precision`` [top-1, top-2, top-3]; ``class_accuracy``;
-        ``finite``: False when some embedding was NaN/inf (then every metric is NaN; a
-        diverged generator is a result, not a crash).
+        ``fid`` (against all real motions) with its bootstrap ``fid_ci`` (95 %, shift
+        removed: ``digits.evaluator.fid_bootstrap``); ``fid_floor``: FID between two
+        disjoint random halves of the real motions of ``fid_floor_n = min(n, m // 2)``
+        motions each (the value a perfect generator reaches at that sample size);
+        ``diversity`` (mean distance over all pairs, the expectation of HumanML3D's
+        random-pair estimate) with ``diversity_ci`` and ``diversity_real``; ``matching``
+        with ``matching_ci``; ``r_precision`` [top-1, top-2, top-3]; ``class_accuracy``;
+        the plausibility means ``penetration``, ``floating``, ``skating``, ``phys_err``
+        (mm; their sum, the paper's physical error) with ``phys_err_ci``, and
+        ``fell_rate``; ``finite``: False when some embedding was NaN/inf (then every
+        evaluator metric is NaN; a diverged generator is a result, not a crash). All
+        intervals are 95 % bootstrap intervals over the scored motions.
     """
     x = _check_features(features)
     n = x.shape[0]
@@ -570,10 +615,13 @@ def evaluate(
     mz = embed_motions(ev, x)
     tz = embed_texts(ev, t)
     rz = embed_motions(ev, real)
-    k_r, k_boot, k_split = (_rng(k) for k in jax.random.split(key, 3))
+    k_r, k_boot, k_split, k_ci = (_rng(k) for k in jax.random.split(key, 4))
     half = min(n, real.shape[0] // 2)
     split = k_split.permutation(real.shape[0])
     nan = float("nan")
+    phys = plausibility_of(x) if np.isfinite(x).all() else None
+    out = {k: (nan if phys is None else float(np.mean(phys[k]))) for k in PLAUSIBILITY}
+    out["phys_err_ci"] = [nan, nan] if phys is None else mean_ci(phys["phys_err"], k_ci, n_boot)
     if not (np.isfinite(mz).all() and np.isfinite(rz).all()):
         return {
             "fid": nan,
@@ -581,25 +629,32 @@ def evaluate(
             "fid_floor": nan,
             "fid_floor_n": half,
             "diversity": nan,
+            "diversity_ci": [nan, nan],
             "diversity_real": nan,
             "matching": nan,
+            "matching_ci": [nan, nan],
             "r_precision": [nan] * 3,
             "class_accuracy": nan,
+            **out,
             "finite": False,
         }
     # FID is clipped at 0: identical sets give round-off of either sign (~1e-15).
     # Single-threaded BLAS: on a shared CPU its spinning threads slow the bootstrap ~10×
     # (measured for the digit evaluator).
     with threadpool_limits(1):
+        dist = np.linalg.norm(mz - tz, axis=1)
         return {
             "fid": max(fid(mz, rz), 0.0),
             "fid_ci": list(fid_bootstrap(mz, rz, k_boot, n_boot)),
             "fid_floor": max(fid(rz[split[:half]], rz[split[half : 2 * half]]), 0.0),
             "fid_floor_n": half,
             "diversity": diversity(mz),
+            "diversity_ci": diversity_ci(mz, k_ci, n_boot),
             "diversity_real": diversity(rz),
-            "matching": matching_score(mz, tz),
+            "matching": float(np.mean(dist)),
+            "matching_ci": mean_ci(dist, k_ci, n_boot),
             "r_precision": r_precision(mz, tz, k_r).tolist(),
             "class_accuracy": class_accuracy(ev, mz, y),
+            **out,
             "finite": True,
         }
