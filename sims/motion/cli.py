@@ -1,4 +1,12 @@
-"""``scsc motion demo|render|dataset``: the physics self-correction engine from the shell.
+"""``scsc motion``: the self-consuming motion loop and the physics engine from the shell.
+
+``scsc motion --quick|--long|--full`` runs the loop (``sims.motion.loop``; ``--quick``:
+n = 64, λ = 1, three arms, 6 generations, CPU < 15 min; ``--long``: n = 64 at λ ∈
+{0.5, 1} with seeds 0–2 at λ = 1 and n = 256 at λ = 0.25, 20 generations; ``--full``:
+paper scale, GPU). A run writes checkpoints, ``results.json`` (the Fig. 4 data schema),
+``fig5_motion.npz`` and its figures into ``--out``; ``--resume`` continues a killed run.
+Only ``scsc figures`` writes into ``figures/``.
+``scsc motion demo|render|dataset`` drive the physics engine alone.
 
 Arguments are validated (by the config dataclasses) before any simulation or compilation.
 """
@@ -10,7 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["add_parser", "figures"]
+__all__ = ["LOOP_MODES", "add_parser", "figures", "loop_config", "run_loop"]
+
+LOOP_MODES = ("quick", "long", "full", "smoke")
+LONG_RUN_DIR = Path("out/motion_long")
+FIG5_CLASSES = ("squat", "wave", "march")
 
 
 def _dataset_cfg(args):
@@ -195,8 +207,30 @@ def add_parser(sub) -> None:
     from sims.motion import physics as ph
 
     d = ds.Config()
-    p = sub.add_parser("motion", help="human-motion physics self-correction engine")
-    msub = p.add_subparsers(dest="motion_command", required=True)
+    p = sub.add_parser(
+        "motion",
+        help="human-motion loop (--quick/--long/--full) and physics engine (demo/render/dataset)",
+    )
+    mode = p.add_mutually_exclusive_group()
+    for m in LOOP_MODES:
+        mode.add_argument(
+            f"--{m}",
+            dest="mode",
+            action="store_const",
+            const=m,
+            help=f"run the self-consuming loop, {m} setting",
+        )
+    p.add_argument("--out", dest="loop_out", help="loop output directory (out/motion_<mode>)")
+    p.add_argument("--resume", action="store_true", help="continue the loop run in --out")
+    p.add_argument("--generations", type=int, help="override the mode's generation count")
+    p.add_argument("--n", dest="loop_n", help="comma list of real-set sizes n (with --lams)")
+    p.add_argument("--lams", help="comma list of λ >= 0 (runs = n × λ × seeds)")
+    p.add_argument("--seeds", help="comma list of seeds >= 0")
+    p.add_argument("--gamma", type=float, help="correction strength of the corrected arm")
+    p.add_argument("--physics", choices=ph.BACKENDS, help="corrector backend (default mjx)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_loop, mode=None)
+    msub = p.add_subparsers(dest="motion_command")
 
     def common(q, n=d.n):
         q.add_argument("--n", type=int, default=n, help="dataset size (motions)")
@@ -224,3 +258,186 @@ def add_parser(sub) -> None:
     common(q)
     q.add_argument("--out", default="out/motion_dataset")
     q.set_defaults(func=_dataset)
+
+
+# ------------------------------------------------------------------ the loop
+
+
+def _ints(name: str, text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated integers; got {text!r}") from None
+
+
+def loop_config(args):
+    """The mode's config with the overrides; every value validated (ValueError) up front."""
+    import dataclasses
+
+    from sims.motion.loop import Config
+
+    cfg = getattr(Config, args.mode)()
+    over = {}
+    if args.loop_n or args.lams or args.seeds:
+        ns = _ints("n", args.loop_n) if args.loop_n else tuple(sorted({r[0] for r in cfg.runs}))
+        try:
+            lams = (
+                tuple(float(v) for v in args.lams.split(",") if v.strip())
+                if args.lams
+                else tuple(sorted({r[1] for r in cfg.runs}))
+            )
+        except ValueError:
+            raise ValueError(f"lams must be comma-separated numbers; got {args.lams!r}") from None
+        seeds = _ints("seeds", args.seeds) if args.seeds else (0,)
+        over["runs"] = tuple((n, lam, s) for n in ns for lam in lams for s in seeds)
+    for name, value in (
+        ("generations", args.generations),
+        ("gamma", args.gamma),
+        ("backend", args.physics),
+    ):
+        if value is not None:
+            over[name] = value
+    return dataclasses.replace(cfg, **over)
+
+
+def _fig5_frames(out: dict, setting: str) -> dict:
+    """Ground truth, last iterative and last corrected sample for a few test descriptions
+    (the first test motion of each class in ``FIG5_CLASSES``), as qpos."""
+    import jax.numpy as jnp
+
+    from sims.motion import dataset as ds
+    from sims.motion import representation as rep
+
+    n, lam = (p.split("=")[1] for p in setting.split(","))
+    test = out["test"]
+    idx = [
+        int(np.flatnonzero(test["labels"] == ds.CLASSES.index(c))[0])
+        for c in FIG5_CLASSES
+        if (test["labels"] == ds.CLASSES.index(c)).any()
+    ]
+    seed = min(int(s) for s in out["seeds"][setting])
+
+    def qpos(x):
+        return np.asarray(rep.to_qpos(jnp.asarray(x[idx])), np.float32)
+
+    name = f"n{n}_s{seed}_lam{lam}"
+    return {
+        "setting": np.array(setting),
+        "texts": np.asarray(test["texts"][idx]).astype(str),
+        "ground_truth": qpos(test["features"]),
+        "iterative": qpos(out["samples"][f"{name}_iterative"]),
+        "corrected": qpos(out["samples"][f"{name}_corrected"]),
+    }
+
+
+def _fmt(m: dict, key: str, i: int = -1) -> str:
+    lo, hi = m[f"{key}_ci"][i] if f"{key}_ci" in m else (float("nan"), float("nan"))
+    return f"{m[key][i]:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def loop_summary(payload: dict) -> str:
+    """Last-generation table: per setting and arm, FID / Diversity / Matching / physical
+    error with their 95 % intervals, and R-precision top-3."""
+    lines = []
+    for setting, arms in payload["results"].items():
+        g = len(arms["baseline"]["fid"]) - 1
+        lines.append(f"{setting}, generation {g} (generation 0 → last):")
+        for arm, m in arms.items():
+            lines.append(
+                f"  {arm:10s} FID {m['fid'][0]:.3f} → {_fmt(m, 'fid')}  "
+                f"Div {_fmt(m, 'diversity')}  Match {_fmt(m, 'matching')}  "
+                f"phys {_fmt(m, 'phys_err')} mm  R@3 {m['r_precision'][-1][2]:.2f}"
+            )
+    for n, real in payload.get("real", {}).items():
+        if real:
+            lines.append(
+                f"real n={n}: FID {real['fid']:.3f} (floor {real['fid_floor']:.3f}), "
+                f"Div {real['diversity']:.3f}, Match {real['matching']:.3f}, "
+                f"phys {real['phys_err']:.1f} mm, R@3 {real['r_precision'][2]:.2f}"
+            )
+    return "\n".join(lines)
+
+
+def plot_loop(payload: dict, frames: dict | None, out_dir: Path) -> list[Path]:
+    """Fig. 4 analogue, the seed panel (when a setting has several seeds) and Fig. 5."""
+    from sims.motion import plotting
+
+    paths = [plotting.fig4(payload, out_dir / "fig4_motion.png")]
+    if any(len(v) > 1 for v in payload["seeds"].values()):
+        paths.append(plotting.seeds(payload, out_dir / "fig_motion_seeds.png"))
+    if frames is not None:
+        prov = payload["provenance"]
+        footer = (
+            f"{frames['setting']}, seed {min(payload['seeds'][str(frames['setting'])])}; "
+            f"git {str(prov['git_sha'])[:8]}{' dirty' if prov['git_dirty'] else ''}"
+        )
+        paths.append(plotting.fig5(frames, out_dir / "fig5_motion.png", footer=footer))
+    return paths
+
+
+def run_loop(cfg, out_dir: Path, *, resume: bool = False, progress: bool = True) -> dict:
+    """Runs/resumes the loop into ``out_dir``; writes results.json, fig5_motion.npz and the
+    figures there; returns the payload."""
+    from sims import results
+    from sims.motion import loop
+
+    out_dir = Path(out_dir)
+    prov = results.provenance(cfg, sorted({r[2] for r in cfg.runs}))
+    out = loop.run(cfg, out_dir, resume=resume, progress=progress)
+    payload = {
+        "config": results.config_dict(cfg),
+        "provenance": prov,
+        **{k: out[k] for k in ("results", "seeds", "real", "diag", "losses", "gen0_losses")},
+        "timing": out["timing"],
+    }
+    results.write_json(out_dir / "results.json", payload, digits=6)
+    setting = max(payload["results"], key=lambda s: (float(s.split("lam=")[1]), s))
+    frames = _fig5_frames(out, setting)
+    np.savez_compressed(out_dir / "fig5_motion.npz", **frames)
+    for p in plot_loop(payload, frames, out_dir):
+        print(f"  wrote {p}")
+    print(loop_summary(payload))
+    return payload
+
+
+def _loop(args) -> int:
+    if args.mode is None:
+        raise ValueError(
+            "scsc motion needs a loop mode (--quick, --long, --full) or a subcommand "
+            "(demo, render, dataset)"
+        )
+    cfg = loop_config(args)
+    out = Path(args.loop_out or f"out/motion_{args.mode}")
+    print(
+        f"motion --{args.mode}: runs (n, λ, seed) = {list(cfg.runs)}, "
+        f"{cfg.generations} generations, γ = {cfg.gamma}, physics {cfg.backend} → {out}"
+    )
+    run_loop(cfg, out, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def loop_figures(out: Path, run_dir: Path = LONG_RUN_DIR) -> list[Path]:
+    """``scsc figures``: copies the finished long run's data into ``out`` and re-plots.
+
+    Without a finished run in ``run_dir`` the committed ``fig4_motion.json`` and
+    ``fig5_motion.npz`` in ``out`` are re-plotted (nothing is recomputed).
+    """
+    from sims import results
+
+    out = Path(out)
+    src = run_dir / "results.json"
+    if src.exists() and (run_dir / "fig5_motion.npz").exists():
+        results.write_json(out / "fig4_motion.json", results.read_json(src), digits=6)
+        results.write_bytes(out / "fig5_motion.npz", (run_dir / "fig5_motion.npz").read_bytes())
+    if not (out / "fig4_motion.json").exists():
+        print(f"motion loop: no saved results in {run_dir} or {out}; run `scsc motion --long`")
+        return []
+    payload = results.read_json(out / "fig4_motion.json")
+    frames = None
+    if (out / "fig5_motion.npz").exists():
+        with np.load(out / "fig5_motion.npz") as z:
+            frames = {k: z[k] for k in z.files}
+    paths = plot_loop(payload, frames, out)
+    for p in paths:
+        print(f"  wrote {p}")
+    return paths

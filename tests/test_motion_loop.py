@@ -1,0 +1,228 @@
+"""The motion generator and self-consuming loop (sims.motion.generator / loop / cli).
+
+One smoke run of the whole loop (MJX correction inside the jitted step) is shared by the
+module; the resume test reuses its compiled functions.
+"""
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from sims.motion import cli as motion_cli
+from sims.motion import dataset as ds
+from sims.motion import evaluator as ev_mod
+from sims.motion import generator as gen
+from sims.motion import loop
+
+CFG = loop.Config.smoke()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SCSC_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("motion_run")
+    payload = motion_cli.run_loop(CFG, out, progress=False)
+    return out, payload
+
+
+# ------------------------------------------------------------------ generator
+
+
+def test_cosine_schedule_and_respacing():
+    ab = gen.cosine_alpha_bar(1000)
+    assert ab.shape == (1000,) and np.all(np.diff(ab) < 0) and 0 < ab[-1] < ab[0] < 1
+    ts = gen.respaced(1000, 25)
+    assert ts[0] == 0 and ts[-1] == 999 and len(ts) == 25 and np.all(np.diff(ts) > 0)
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="divisible"):
+        gen.Config(width=10, heads=4)
+    with pytest.raises(ValueError, match="sample_steps"):
+        gen.Config(diffusion_steps=10, sample_steps=20)
+    with pytest.raises(ValueError, match="training pool"):
+        loop.Config(runs=((600, 1.0, 0),))
+    with pytest.raises(ValueError, match="lam"):
+        loop.Config(runs=((64, -1.0, 0),))
+    with pytest.raises(ValueError, match="backend"):
+        loop.Config(backend="bullet")
+    with pytest.raises(ValueError, match="n_test"):
+        loop.Config(n_test=8)
+
+
+def test_generator_loss_decreases(cache):
+    data = ds.load(ds.Config(n=36, frames=24, seed=3))
+    tok = ev_mod.Tokenizer.from_texts(data["texts"], 24)
+    cfg = gen.Config.smoke()
+    params, static = gen.init(cfg, tok.size, data["features"])
+    ids, mask = tok.encode(data["texts"])
+    ab = jnp.asarray(gen.cosine_alpha_bar(cfg.diffusion_steps), jnp.float32)
+    opt = optax.adam(3e-3)
+    x = jnp.asarray(data["features"], jnp.float32)
+    valid = jnp.arange(36) < 30  # the last six rows are padding and must never be drawn
+    x = x.at[30:].set(jnp.nan)
+    params, _, losses = jax.jit(
+        lambda p, k: gen.train_steps(
+            p,
+            opt.init(p),
+            k,
+            x,
+            jnp.asarray(ids),
+            jnp.asarray(mask),
+            valid,
+            static=static,
+            optimizer=opt,
+            steps=300,
+            batch=16,
+            alpha_bar=ab,
+            cond_dropout=0.1,
+        )
+    )(params, jax.random.key(0))
+    losses = np.asarray(losses)
+    assert np.isfinite(losses).all()  # a NaN row drawn would poison the loss
+    assert losses[-50:].mean() < 0.6 * losses[:50].mean()
+    ts = jnp.asarray(gen.respaced(cfg.diffusion_steps, cfg.sample_steps))
+    out = gen.sample(
+        params,
+        static,
+        jax.random.key(1),
+        jnp.asarray(ids[:5]),
+        jnp.asarray(mask[:5]),
+        alpha_bar=ab,
+        timesteps=ts,
+        guidance=2.5,
+        frames=24,
+    )
+    assert out.shape == (5, 24, 30) and out.dtype == jnp.float32 and np.isfinite(out).all()
+
+
+# ------------------------------------------------------------------ loop
+
+
+def test_jitted_step_outputs(cache):
+    s = loop.prepare(CFG)
+    params, _ = gen.init(CFG.generator, s.tokenizer.size, s.data["features"][s.train_idx[:24]])
+    opt = loop._adam(CFG.finetune_lr)
+    k = 12
+    out = loop.generation_step(
+        params,
+        opt.init(params),
+        jax.random.key(3),
+        s.real_x,
+        s.real_ids,
+        s.real_mask,
+        jnp.int32(24),
+        jnp.int32(k),
+        jnp.float32(np.inf),
+        s.test_ids,
+        s.test_mask,
+        s.alpha_bar,
+        s.timesteps,
+        optimizer=opt,
+        steps=3,
+        k_max=s.k_max,
+        correct=True,
+        backend="mjx",
+        **loop._statics(CFG, s),
+    )
+    new, _, losses, samples, synth, used, valid, corrected = out
+    assert samples.shape == (CFG.n_test, CFG.data.frames, 30) and np.isfinite(samples).all()
+    assert np.isfinite(np.asarray(losses)).all()
+    assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree_util.tree_leaves(new))
+    valid, corrected = np.asarray(valid), np.asarray(corrected)
+    assert valid.sum() == k and not corrected[~valid].any()
+    np.testing.assert_array_equal(np.asarray(used)[~valid], np.asarray(synth)[~valid])
+    changed = np.any(np.asarray(used) != np.asarray(synth), axis=(1, 2))
+    np.testing.assert_array_equal(changed, corrected)
+    assert corrected.sum() >= k // 2  # generated motions rarely fall in the corrector
+
+
+def test_smoke_run_payload_and_files(smoke_run):
+    out, payload = smoke_run
+    res = payload["results"]["n=24,lam=1"]
+    g = CFG.generations + 1
+    for arm in loop.ARMS:
+        for m in ("fid", "diversity", "matching", "phys_err"):
+            assert len(res[arm][m]) == g and len(res[arm][f"{m}_ci"]) == g
+            lo, hi = np.asarray(res[arm][f"{m}_ci"]).T
+            assert np.all(lo <= hi)
+        assert np.isfinite(res[arm]["fid"]).all()
+    # Generation 0 is shared by the three arms.
+    assert res["baseline"]["fid"][0] == res["iterative"]["fid"][0] == res["corrected"]["fid"][0]
+    diag = payload["diag"]["n24_s0_lam1_corrected"]
+    assert all(d["corrected_fraction"] > 0.5 for d in diag[1:])
+    assert all(d["used_phys_err"] < d["synthetic_phys_err"] for d in diag[1:])
+    assert all(d["corrected_fraction"] == 0 for d in payload["diag"]["n24_s0_lam1_iterative"][1:])
+    for name in ("results.json", "fig4_motion.png", "fig5_motion.png", "fig5_motion.npz"):
+        assert (out / name).stat().st_size > 1000
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved) >= {"config", "provenance", "results"}
+    assert motion_cli.loop_summary(payload).count("FID") >= 3
+
+
+def test_resume_equals_uninterrupted(smoke_run, tmp_path):
+    _, payload = smoke_run
+
+    class Stop(Exception):
+        pass
+
+    def stop(name, t):
+        if t == 2 and name.endswith("iterative"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        loop.run(CFG, tmp_path, progress=False, on_checkpoint=stop)
+    with pytest.raises(ValueError, match="resume"):
+        loop.run(CFG, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another config"):
+        loop.run(dataclasses.replace(CFG, finetune_steps=6), tmp_path, resume=True, progress=False)
+    resumed = loop.run(CFG, tmp_path, resume=True, progress=False)
+    for arm in loop.ARMS:
+        for m in ("fid", "diversity", "matching", "phys_err"):
+            np.testing.assert_allclose(
+                resumed["results"]["n=24,lam=1"][arm][m],
+                payload["results"]["n=24,lam=1"][arm][m],
+                rtol=1e-6,
+                err_msg=f"{arm} {m}",
+            )
+
+
+def test_cli_modes_and_overrides():
+    from sims.cli import parser
+
+    args = parser().parse_args(
+        [
+            "motion",
+            "--long",
+            "--n",
+            "64",
+            "--lams",
+            "0.5,1",
+            "--seeds",
+            "0,1",
+            "--generations",
+            "3",
+            "--physics",
+            "mujoco",
+        ]
+    )
+    cfg = motion_cli.loop_config(args)
+    assert cfg.runs == ((64, 0.5, 0), (64, 0.5, 1), (64, 1.0, 0), (64, 1.0, 1))
+    assert cfg.generations == 3 and cfg.backend == "mujoco"
+    quick = motion_cli.loop_config(parser().parse_args(["motion", "--quick"]))
+    assert quick.runs == ((64, 1.0, 0),) and quick.generations >= 5
+    assert {(n, lam) for n, lam, _ in loop.Config.long().runs} >= {(64, 0.5), (64, 1.0)}
+    with pytest.raises(ValueError, match="n must be"):
+        motion_cli.loop_config(parser().parse_args(["motion", "--quick", "--n", "0"]))
