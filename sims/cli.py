@@ -360,6 +360,7 @@ def _figures(args) -> int:
     from sims import phase_diagram as pd
     from sims.digits import cli as digits_cli
     from sims.motion.cli import figures as motion_figures
+    from sims.motion.cli import loop_figures as motion_loop_figures
 
     out = Path(args.out)
     run_bounds(out)
@@ -367,6 +368,7 @@ def _figures(args) -> int:
     run_phase(pd.Config(), out)
     run_workflows(pd.WorkflowsConfig(), out)
     motion_figures(out)
+    motion_loop_figures(out)
     digits_cli.figures(out)
     run_effective_gamma(effective.Config(), out)
     return 0

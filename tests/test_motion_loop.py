@@ -170,6 +170,9 @@ def test_smoke_run_payload_and_files(smoke_run):
     saved = json.loads((out / "results.json").read_text())
     assert set(saved) >= {"config", "provenance", "results"}
     assert motion_cli.loop_summary(payload).count("FID") >= 3
+    drift = payload["corrector_drift"]
+    assert drift["passes"] == [0, 1, 2, 3, 4] and drift["joint_shift"][0] == 0
+    assert np.isfinite(drift["phys_err"]).all()
 
 
 def test_resume_equals_uninterrupted(smoke_run, tmp_path):

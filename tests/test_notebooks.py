@@ -14,6 +14,7 @@ FIGURES = {
     "phase_diagram.ipynb": "phase_diagram.png",
     "workflows.ipynb": "workflows.png",
     "fig8_digits.ipynb": "fig8_digits.png",
+    "fig4_motion.ipynb": "fig4_motion.png",
 }
 
 

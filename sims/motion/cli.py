@@ -355,6 +355,14 @@ def loop_summary(payload: dict) -> str:
                 f"Div {real['diversity']:.3f}, Match {real['matching']:.3f}, "
                 f"phys {real['phys_err']:.1f} mm, R@3 {real['r_precision'][2]:.2f}"
             )
+    drift = payload.get("corrector_drift")
+    if drift:
+        fids = ", ".join(f"{v:.3f}" for v in drift["fid"])
+        lines.append(
+            f"corrector drift (real motions corrected 0..{drift['passes'][-1]} times): FID {fids}; "
+            f"largest feature shift {drift['joint_shift'][-1]:.2f} std "
+            f"({drift['joint_shift_feature'][-1]})"
+        )
     return "\n".join(lines)
 
 
@@ -387,7 +395,18 @@ def run_loop(cfg, out_dir: Path, *, resume: bool = False, progress: bool = True)
     payload = {
         "config": results.config_dict(cfg),
         "provenance": prov,
-        **{k: out[k] for k in ("results", "seeds", "real", "diag", "losses", "gen0_losses")},
+        **{
+            k: out[k]
+            for k in (
+                "results",
+                "seeds",
+                "real",
+                "corrector_drift",
+                "diag",
+                "losses",
+                "gen0_losses",
+            )
+        },
         "timing": out["timing"],
     }
     results.write_json(out_dir / "results.json", payload, digits=6)

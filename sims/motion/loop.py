@@ -514,6 +514,62 @@ def _synth_diag(synth, used, valid, corrected) -> dict:
     }
 
 
+def corrector_drift(cfg: Config, s: Setup, passes: int = 4) -> dict:
+    """Is the corrector idempotent? Applies π_∞ ``passes`` times to the real training
+    motions of the smallest n and scores every pass against the test set.
+
+    A projection onto the data would leave real motions (nearly) where they are after the
+    first pass; a corrector whose fixed points differ from the data moves them further at
+    every pass, and a self-consuming loop compounds that drift. Uses the C MuJoCo backend
+    (the same physics as MJX, tested equal in ``test_motion_mjx``) to avoid compiling
+    another MJX shape.
+
+    Returns:
+        ``passes`` [0..passes], ``fid``, ``matching``, ``phys_err`` per pass, and
+        ``joint_shift``: per pass, the largest |mean feature shift| / feature std over the
+        30 features, with ``joint_shift_feature`` naming it.
+    """
+    from sims.motion import humanoid as hm
+
+    n = min(r[0] for r in cfg.runs)
+    idx = s.train_idx[:n]
+    x0 = np.asarray(s.data["features"][idx], np.float32)
+    std = x0.reshape(-1, x0.shape[-1]).std(0) + 1e-6
+    names = [*hm.JOINTS, "root_height", *(f"root_6d_{i}" for i in range(6)), "vel_x", "vel_y"]
+    out = {
+        "passes": list(range(passes + 1)),
+        "fid": [],
+        "matching": [],
+        "phys_err": [],
+        "joint_shift": [],
+        "joint_shift_feature": [],
+    }
+    x = x0
+    for p in range(passes + 1):
+        if p:
+            x = np.asarray(
+                physics.correct_motion(jax.random.key(p), jnp.asarray(x), backend="mujoco")[0]
+            )
+        m = {"fid": np.nan, "matching": np.nan}
+        if n >= ev_mod.R_BATCH:
+            m = ev_mod.evaluate(
+                s.evaluator,
+                jax.random.key(0),
+                x,
+                s.data["texts"][idx],
+                s.data["labels"][idx],
+                s.data["features"][s.test_idx],
+                cfg.n_boot,
+            )
+        m["phys_err"] = float(np.mean(ev_mod.plausibility_of(x)["phys_err"]))
+        shift = np.abs((x - x0).mean((0, 1)) / std)
+        for k in ("fid", "matching", "phys_err"):
+            out[k].append(float(m[k]))
+        out["joint_shift"].append(float(shift.max()))
+        out["joint_shift_feature"].append(names[int(shift.argmax())])
+    return out
+
+
 # ------------------------------------------------------------------ checkpoints
 
 
@@ -683,7 +739,8 @@ def run(
     Returns:
         dict with ``results`` ("n=<n>,lam=<λ>" → arm → metric lists, generation 0 first;
         the smallest seed of that setting), ``seeds`` (the same per seed), ``real`` (n →
-        the metrics of the real training motions), ``diag`` (chain → synthetic-data
+        the metrics of the real training motions), ``corrector_drift``
+        (``corrector_drift``), ``diag`` (chain → synthetic-data
         diagnostics per generation), ``losses``, ``gen0_losses``, ``timing`` (seconds),
         ``samples`` (chain → evaluation samples of the last generation), ``test`` (the
         test split's features, texts and labels).
@@ -799,6 +856,7 @@ def _collect(cfg: Config, s: Setup, states: dict, gen0: dict, timing: dict) -> d
         "results": results,
         "seeds": seeds,
         "real": {str(n): real_reference(cfg, s, n) for n in ns},
+        "corrector_drift": corrector_drift(cfg, s),
         "diag": {name: st["diag"] for name, st in states.items()},
         "losses": {name: st["losses"] for name, st in states.items()},
         "gen0_losses": {f"n={n},seed={sd}": g["losses"] for (n, sd), g in gen0.items()},

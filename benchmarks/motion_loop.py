@@ -1,0 +1,180 @@
+"""Benchmark: seconds per generation of the motion loop, split by phase.
+
+On the ``--quick`` configuration (n = 64, λ = 1: 64 synthetic motions, 128 evaluation
+prompts, the default generator, 200 fine-tuning steps), each phase of one ``corrected``
+generation is jitted on its own and timed (median of ``--runs`` calls after a compiling
+call):
+
+- ``sampling``: the 64 synthetic motions plus the 128 evaluation motions (two
+  ``generator.sample`` calls);
+- ``correction``: ``physics.correct_motion`` on the 64 synthetic motions (MJX; the C
+  backend as a second row);
+- ``finetune``: ``generator.train_steps`` (200 Adam steps, batch 32);
+- ``evaluation``: ``evaluator.evaluate`` on the 128 motions (host NumPy + the encoders);
+- ``fused``: the jitted ``loop.generation_step`` (sampling + correction + fine-tuning in one
+  function), for comparison with the sum of its parts; ``fused_iterative``: the same
+  without correction.
+
+Usage: ``python benchmarks/motion_loop.py [--runs 3] [--json out.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def timed(fn, runs: int) -> dict:
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    med = float(np.median(times))
+    return {"median_s": med, "compile_s": max(0.0, first - med), "runs_s": times}
+
+
+def main(argv=None) -> int:
+    from sims import results
+    from sims.motion import evaluator as ev_mod
+    from sims.motion import generator as gen
+    from sims.motion import loop, physics
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+
+    cfg = loop.Config.quick()
+    s = loop.prepare(cfg)
+    n, k = cfg.runs[0][0], s.k_max
+    params, _ = gen.init(cfg.generator, s.tokenizer.size, s.data["features"][s.train_idx[:n]])
+    opt = loop._adam(cfg.finetune_lr)
+    st = loop._statics(cfg, s)
+    common = {
+        "alpha_bar": s.alpha_bar,
+        "timesteps": s.timesteps,
+        "guidance": st["guidance"],
+        "frames": st["frames"],
+    }
+    key = jax.random.key(0)
+
+    sample = jax.jit(lambda p, ids, mask: gen.sample(p, s.static, key, ids, mask, **common))
+    synth = sample(params, s.real_ids[:k], s.real_mask[:k])
+    valid = jnp.arange(s.real_x.shape[0]) < n
+    train = jax.jit(
+        lambda p: gen.train_steps(
+            p,
+            opt.init(p),
+            key,
+            s.real_x,
+            s.real_ids,
+            s.real_mask,
+            valid,
+            static=s.static,
+            optimizer=opt,
+            steps=cfg.finetune_steps,
+            batch=cfg.batch,
+            alpha_bar=s.alpha_bar,
+            cond_dropout=st["cond_dropout"],
+        )
+    )
+    samples = np.asarray(sample(params, s.test_ids, s.test_mask))
+
+    def correct(backend):
+        fn = jax.jit(lambda x: physics.correct_motion(key, x, np.inf, backend=backend)[0])
+        return lambda: fn(synth)
+
+    def fused(correct_flag):
+        return lambda: loop.generation_step(
+            params,
+            opt.init(params),
+            key,
+            s.real_x,
+            s.real_ids,
+            s.real_mask,
+            jnp.int32(n),
+            jnp.int32(k),
+            jnp.float32(np.inf),
+            s.test_ids,
+            s.test_mask,
+            s.alpha_bar,
+            s.timesteps,
+            optimizer=opt,
+            steps=cfg.finetune_steps,
+            k_max=k,
+            correct=correct_flag,
+            backend="mjx",
+            **st,
+        )
+
+    rows = {
+        "sampling_synthetic": timed(
+            lambda: sample(params, s.real_ids[:k], s.real_mask[:k]), args.runs
+        ),
+        "sampling_eval": timed(lambda: sample(params, s.test_ids, s.test_mask), args.runs),
+        "correction_mjx": timed(correct("mjx"), args.runs),
+        "correction_mujoco": timed(correct("mujoco"), args.runs),
+        "finetune": timed(lambda: train(params), args.runs),
+        "evaluation": timed(
+            lambda: ev_mod.evaluate(
+                s.evaluator,
+                key,
+                samples,
+                s.data["texts"][s.test_idx],
+                s.data["labels"][s.test_idx],
+                s.data["features"][s.test_idx],
+                cfg.n_boot,
+            )["fid"],
+            args.runs,
+        ),
+        "fused": timed(fused(True), args.runs),
+        "fused_iterative": timed(fused(False), args.runs),
+    }
+    med = {name: r["median_s"] for name, r in rows.items()}
+    split = {
+        "sampling": med["sampling_synthetic"] + med["sampling_eval"],
+        "correction": med["correction_mjx"],
+        "finetune": med["finetune"],
+        "evaluation": med["evaluation"],
+    }
+    print(
+        f"motion loop, one corrected generation (n = {n}, λ = 1, {k} synthetic, "
+        f"{cfg.n_test} eval), backend {jax.default_backend()}, median of {args.runs}:"
+    )
+    for name, v in split.items():
+        print(f"  {name:12s} {v:8.2f} s")
+    print(f"  {'sum':12s} {sum(split.values()):8.2f} s")
+    print(
+        f"  fused step (sampling + correction + fine-tuning) {med['fused']:.2f} s "
+        f"+ evaluation {med['evaluation']:.2f} s; iterative step {med['fused_iterative']:.2f} s"
+    )
+    print(f"  C MuJoCo correction instead of MJX: {med['correction_mujoco']:.2f} s")
+    out = {
+        "split_s": split,
+        "rows": rows,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "devices": [str(d) for d in jax.devices()],
+        },
+        "provenance": results.provenance(cfg),
+    }
+    if args.json:
+        results.write_json(args.json, out, digits=5)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
