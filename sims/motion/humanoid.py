@@ -273,10 +273,14 @@ def residual_force(
 ) -> Float[Array, "*b 3"]:
     """Root residual force (N) the model applies for a reference root position ``target``
     at root position ``pos`` and linear velocity ``vel`` (what the site-transmission
-    position actuators compute, clipped to their force range)."""
+    position actuators compute, clipped to their force range).
+
+    NumPy inputs give NumPy (the C backend calls this inside a ``jax.pure_callback``, where
+    dispatching JAX operations can deadlock the CPU client); JAX inputs give JAX."""
     bound = settings.residual_force * body_weight(settings)
     force = settings.root_kp * (target - pos) - settings.root_kv * vel
-    return jnp.clip(force, -bound, bound)
+    xp = jnp if any(isinstance(a, jax.Array) for a in (target, pos, vel)) else np
+    return xp.clip(force, -bound, bound)
 
 
 def body_weight(settings: Settings = CORRECTOR) -> float:
