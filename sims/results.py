@@ -46,6 +46,34 @@ def config_hash(cfg) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def run_hash(cfg) -> str:
+    """Hash of a long-run config with ``generations`` left out (a run may be extended by
+    resuming it with more generations)."""
+    d = dataclasses.asdict(dataclasses.replace(cfg, generations=1))
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def claim_run_dir(run_dir: Path | None, cfg, resume: bool) -> None:
+    """Marks ``run_dir`` as holding the run of ``cfg`` (``run.json``), or checks that it
+    already does when resuming; a clear error before any work otherwise."""
+    if run_dir is None:
+        return
+    marker = Path(run_dir) / "run.json"
+    h = run_hash(cfg)
+    if marker.exists():
+        old = json.loads(marker.read_text())
+        if not resume:
+            raise ValueError(f"{run_dir} already holds a run; pass --resume or another --out")
+        if old.get("hash") != h:
+            raise ValueError(
+                f"{run_dir} holds a run with another config (hash {old.get('hash')} ≠ {h}); "
+                "only generations may change when resuming"
+            )
+    else:
+        blob = json.dumps({"hash": h, "config": dataclasses.asdict(cfg)}, default=str).encode()
+        write_bytes(marker, blob)
+
+
 def provenance(cfg=None, seeds=None) -> dict[str, Any]:
     """Who/what/where produced a result: git SHA and dirty flag, versions, backend, x64."""
     versions = {}

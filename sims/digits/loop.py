@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import io
 import json
 import math
@@ -34,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sims import results as results_io
 from sims.digits import data as data_mod
 from sims.digits import ddpm, evaluator, kmeans
 from sims.results import write_bytes
@@ -190,8 +190,7 @@ class Config:
 
     def resumable_hash(self) -> str:
         """Hash of everything but ``generations`` (a run may be extended by resuming)."""
-        d = dataclasses.asdict(dataclasses.replace(self, generations=1))
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return results_io.run_hash(self)
 
 
 def chains(cfg: Config) -> list[tuple[str, str, float | None]]:
@@ -468,22 +467,7 @@ def run(
     t_start = time.perf_counter()
     ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else None
     h = cfg.resumable_hash()
-    if ckpt_dir is not None:
-        marker = ckpt_dir / "run.json"
-        if marker.exists():
-            old = json.loads(marker.read_text())
-            if not resume:
-                raise ValueError(f"{ckpt_dir} already holds a run; pass --resume or another --out")
-            if old.get("hash") != h:
-                raise ValueError(
-                    f"{ckpt_dir} holds a run with another config (hash {old.get('hash')} ≠ {h}); "
-                    "only generations may change when resuming"
-                )
-        else:
-            write_bytes(
-                marker,
-                json.dumps({"hash": h, "config": dataclasses.asdict(cfg)}, default=str).encode(),
-            )
+    results_io.claim_run_dir(ckpt_dir, cfg, resume)
     s = prepare(cfg, cache_dir)
     timing = {"setup": time.perf_counter() - t_start}
     opt = finetune_optimizer(cfg)

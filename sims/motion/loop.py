@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import io
 import json
 import math
@@ -51,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sims import results
 from sims.motion import dataset as ds
 from sims.motion import evaluator as ev_mod
 from sims.motion import generator as gen
@@ -188,8 +188,7 @@ class Config:
 
     def resumable_hash(self) -> str:
         """Hash of everything but ``generations`` (a run may be extended by resuming)."""
-        d = dataclasses.asdict(dataclasses.replace(self, generations=1))
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return results.run_hash(self)
 
 
 def n_synth(n: int, lam: float) -> int:
@@ -604,25 +603,6 @@ def load_state(path: Path, template: tuple) -> dict:
 # ------------------------------------------------------------------ the experiment
 
 
-def _check_run_dir(cfg: Config, ckpt_dir: Path | None, resume: bool) -> None:
-    if ckpt_dir is None:
-        return
-    marker = ckpt_dir / "run.json"
-    h = cfg.resumable_hash()
-    if marker.exists():
-        old = json.loads(marker.read_text())
-        if not resume:
-            raise ValueError(f"{ckpt_dir} already holds a run; pass --resume or another --out")
-        if old.get("hash") != h:
-            raise ValueError(
-                f"{ckpt_dir} holds a run with another config (hash {old.get('hash')} ≠ {h}); "
-                "only generations may change when resuming"
-            )
-    else:
-        blob = json.dumps({"hash": h, "config": dataclasses.asdict(cfg)}, default=str).encode()
-        write_bytes(marker, blob)
-
-
 def _statics(cfg: Config, s: Setup) -> dict:
     g = cfg.generator
     return {
@@ -749,7 +729,7 @@ def run(
 
     t_start = time.perf_counter()
     ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else None
-    _check_run_dir(cfg, ckpt_dir, resume)
+    results.claim_run_dir(ckpt_dir, cfg, resume)
     s = prepare(cfg)
     timing = {
         "setup": time.perf_counter() - t_start,
@@ -839,7 +819,7 @@ def _series(metrics: list[dict]) -> dict:
 
 
 def _collect(cfg: Config, s: Setup, states: dict, gen0: dict, timing: dict) -> dict:
-    results, seeds = {}, {}
+    res, seeds = {}, {}
     for n, lam, seed in sorted(cfg.runs, key=lambda r: (r[0], r[1], r[2])):
         setting = f"n={n},lam={lam:g}"
         arms = {}
@@ -849,11 +829,11 @@ def _collect(cfg: Config, s: Setup, states: dict, gen0: dict, timing: dict) -> d
             )
             arms[arm] = _series(states[name]["metrics"])
         seeds.setdefault(setting, {})[str(seed)] = arms
-        results.setdefault(setting, arms)  # the smallest seed (runs are sorted)
+        res.setdefault(setting, arms)  # the smallest seed (runs are sorted)
     ns = sorted({n for n, _, _ in cfg.runs})
     idx = s.test_idx
     return {
-        "results": results,
+        "results": res,
         "seeds": seeds,
         "real": {str(n): real_reference(cfg, s, n) for n in ns},
         "corrector_drift": corrector_drift(cfg, s),
