@@ -188,3 +188,17 @@ def test_bad_inputs_raise(trained, data):
         ev.load(CFG, CFG)
     with pytest.raises(ValueError, match="max_len"):
         ev.Tokenizer.from_texts(["a"], max_len=0)
+
+
+def test_plausibility_and_intervals(trained, data):
+    x = data["features"]
+    key = jax.random.key(4)
+    good = ev.evaluate(trained, key, x, data["texts"], data["labels"], x, n_boot=30)
+    for k in ("diversity", "matching", "phys_err"):
+        lo, hi = good[f"{k}_ci"]
+        assert lo <= good[k] <= hi, k
+    assert good["phys_err"] < 5 and good["fell_rate"] == 0  # real motions: ~1 mm
+    sunk = x.copy()
+    sunk[..., 21] -= 0.08  # root height feature: the body sinks 8 cm into the floor
+    bad = ev.evaluate(trained, key, sunk, data["texts"], data["labels"], x, n_boot=30)
+    assert bad["penetration"] > 50 and bad["phys_err"] > bad["phys_err_ci"][0] > good["phys_err"]

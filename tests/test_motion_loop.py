@@ -229,3 +229,16 @@ def test_cli_modes_and_overrides():
     assert {(n, lam) for n, lam, _ in loop.Config.long().runs} >= {(64, 0.5), (64, 1.0)}
     with pytest.raises(ValueError, match="n must be"):
         motion_cli.loop_config(parser().parse_args(["motion", "--quick", "--n", "0"]))
+
+
+def test_watchdog_restarts_a_stalled_run_with_resume(tmp_path):
+    import sys
+
+    # Stalls (no checkpoint) unless resumed; the resumed child exits 0.
+    code = "import sys, time; time.sleep(0 if '--resume' in sys.argv else 60)"
+    rc = motion_cli.supervise([sys.executable, "-c", code], tmp_path, 1.0, poll_s=0.2)
+    assert rc == 0
+    failing = [sys.executable, "-c", "raise SystemExit(3)"]
+    assert motion_cli.supervise(failing, tmp_path, 5.0, poll_s=0.2) == 3  # not restarted
+    with pytest.raises(ValueError, match="watchdog"):
+        motion_cli.supervise(failing, tmp_path, 0.0)

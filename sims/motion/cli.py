@@ -229,6 +229,13 @@ def add_parser(sub) -> None:
     p.add_argument("--gamma", type=float, help="correction strength of the corrected arm")
     p.add_argument("--physics", choices=ph.BACKENDS, help="corrector backend (default mjx)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--watchdog",
+        type=float,
+        metavar="SECONDS",
+        help="run the loop in a child process and restart it with --resume when no "
+        "checkpoint was written for SECONDS (e.g. 900; see README: rare XLA CPU hangs)",
+    )
     p.set_defaults(func=_loop, mode=None)
     msub = p.add_subparsers(dest="motion_command")
 
@@ -427,12 +434,73 @@ def _loop(args) -> int:
         )
     cfg = loop_config(args)
     out = Path(args.loop_out or f"out/motion_{args.mode}")
+    if args.watchdog is not None:
+        return supervise(_command_without_watchdog(), out, args.watchdog)
     print(
         f"motion --{args.mode}: runs (n, λ, seed) = {list(cfg.runs)}, "
         f"{cfg.generations} generations, γ = {cfg.gamma}, physics {cfg.backend} → {out}"
     )
     run_loop(cfg, out, resume=args.resume, progress=not args.no_progress)
     return 0
+
+
+def _newest_checkpoint(out: Path) -> float:
+    times = [p.stat().st_mtime for p in (*out.glob("*.npz"), *out.glob("chains/*.npz"))]
+    return max(times, default=0.0)
+
+
+def _command_without_watchdog() -> list[str]:
+    import sys
+
+    argv, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--watchdog":
+            skip = True
+        elif not a.startswith("--watchdog="):
+            argv.append(a)
+    return [sys.executable, "-m", "sims.cli", *argv]
+
+
+def supervise(
+    cmd: list[str], out: Path, stale_s: float, max_restarts: int = 20, poll_s: float = 10.0
+) -> int:
+    """Runs ``cmd`` (this very command without ``--watchdog``) in a child process; when no
+    checkpoint appears in ``out`` for ``stale_s`` seconds, kills the child and restarts it
+    with ``--resume`` (a resumed run equals an uninterrupted one). A child that exits is
+    not restarted: its exit code is returned.
+
+    Why: on a 2-core CPU the jitted corrected step (MJX inside) hung twice in ~300 calls of
+    the ``--long`` run (0 % CPU, every XLA thread waiting), the MJX-on-CPU hang noted in
+    DESIGN.md; checkpoints make a restart lose at most the generation in progress.
+    """
+    import subprocess
+    import time
+
+    if not stale_s > 0:
+        raise ValueError(f"watchdog must be > 0 seconds; got {stale_s}")
+    cmd = list(cmd)
+    for _ in range(max_restarts + 1):
+        child = subprocess.Popen(cmd)
+        started = time.time()
+        while child.poll() is None:
+            time.sleep(poll_s)
+            if time.time() - max(started, _newest_checkpoint(out)) > stale_s:
+                print(f"watchdog: no checkpoint for {stale_s:.0f} s; restarting with --resume")
+                child.terminate()
+                try:
+                    child.wait(30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+                break
+        else:
+            return child.returncode
+        if "--resume" not in cmd:
+            cmd.append("--resume")
+    print(f"watchdog: gave up after {max_restarts} restarts")
+    return 1
 
 
 def loop_figures(out: Path, run_dir: Path = LONG_RUN_DIR) -> list[Path]:
