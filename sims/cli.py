@@ -467,29 +467,7 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-EIGEN_FLAG = "--xla_cpu_multi_thread_eigen=false"
-
-
-def avoid_cpu_eigen_hang() -> None:
-    """Adds ``--xla_cpu_multi_thread_eigen=false`` to ``XLA_FLAGS`` (before JAX starts).
-
-    Why: on this project's 2-core CPU the jitted motion step (MJX physics, vmapped) hung
-    several times (0 % CPU, every XLA thread waiting, in ``block_until_ready``): XLA CPU's
-    multi-threaded Eigen pool wedging on vmap graphs, which this flag avoids (reported by
-    others with the same stacks). It only affects the CPU backend; an explicit setting of
-    the flag in ``XLA_FLAGS`` is kept.
-    """
-    import os
-
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_multi_thread_eigen" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {EIGEN_FLAG}".strip()
-
-
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["motion"]:
-        avoid_cpu_eigen_hang()  # must precede parser(): building it starts JAX's backend
     args = parser().parse_args(argv)
     if args.command != "bound":
         enable_compilation_cache()

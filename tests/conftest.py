@@ -1,12 +1,5 @@
 import os
 
-# Before JAX starts: the motion tests run vmapped MJX physics, which can wedge XLA CPU's
-# multi-threaded Eigen pool (see sims.cli.avoid_cpu_eigen_hang). Inherited by notebook kernels.
-if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
-    ).strip()
-
 import jax
 import pytest
 from hypothesis import settings
