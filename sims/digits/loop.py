@@ -36,7 +36,6 @@ import optax
 from sims import results as results_io
 from sims.digits import data as data_mod
 from sims.digits import ddpm, evaluator, kmeans
-from sims.results import write_bytes
 from theory._checks import check_nonneg, check_positive_int
 
 ARMS = ("baseline", "iterative", "corrected")
@@ -225,7 +224,7 @@ def save_state(path: Path, state: dict) -> None:
             np.uint8,
         ),
     )
-    write_bytes(path, buf.getvalue())
+    results_io.write_bytes(path, buf.getvalue())
 
 
 def load_state(path: Path, template: tuple) -> dict:

@@ -55,7 +55,6 @@ from sims.motion import dataset as ds
 from sims.motion import evaluator as ev_mod
 from sims.motion import generator as gen
 from sims.motion import physics
-from sims.results import write_bytes
 from theory._checks import check_nonneg, check_positive_int
 
 __all__ = ["ARMS", "Config", "Setup", "chains", "generation_step", "prepare", "run"]
@@ -583,7 +582,7 @@ def save_state(path: Path, state: dict) -> None:
         samples=np.asarray(state["samples"]),
         meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
     )
-    write_bytes(path, buf.getvalue())
+    results.write_bytes(path, buf.getvalue())
 
 
 def load_state(path: Path, template: tuple) -> dict:
