@@ -57,7 +57,16 @@ from sims.motion import generator as gen
 from sims.motion import physics
 from theory._checks import check_nonneg, check_positive_int
 
-__all__ = ["ARMS", "Config", "Setup", "chains", "generation_step", "prepare", "run"]
+__all__ = [
+    "ARMS",
+    "Config",
+    "Setup",
+    "chains",
+    "finetune_and_sample",
+    "generation_step",
+    "prepare",
+    "run",
+]
 
 ARMS = ("baseline", "iterative", "corrected")
 F32 = jnp.float32
@@ -308,13 +317,15 @@ def _gen0_optimizer(lr: float, steps: int) -> optax.GradientTransformation:
     jax.jit,
     static_argnames=("static", "optimizer", "steps", "batch", "cond_dropout", "guidance", "frames"),
 )
-def _gen0_step(
+def finetune_and_sample(
     params,
-    key,
-    real_x,
-    real_ids,
-    real_mask,
-    n_real,
+    opt_state,
+    k_train,
+    k_eval,
+    x,
+    ids,
+    mask,
+    valid,
     test_ids,
     test_mask,
     alpha_bar,
@@ -328,15 +339,20 @@ def _gen0_step(
     guidance,
     frames,
 ):
-    k_train, k_eval = jax.random.split(key)
-    valid = jnp.arange(real_x.shape[0]) < n_real
-    params, _, losses = gen.train_steps(
+    """``steps`` optimiser steps on the ``valid`` rows of (x, ids, mask), then one motion
+    per test description. Generation 0 calls it directly (fresh optimiser, real rows only);
+    ``generation_step`` calls it after sampling and correcting the synthetic motions.
+
+    Returns:
+        ``(params, opt_state, losses [steps], samples [n_test, T, 30])``.
+    """
+    params, opt_state, losses = gen.train_steps(
         params,
-        optimizer.init(params),
+        opt_state,
         k_train,
-        real_x,
-        real_ids,
-        real_mask,
+        x,
+        ids,
+        mask,
         valid,
         static=static,
         optimizer=optimizer,
@@ -356,7 +372,7 @@ def _gen0_step(
         guidance=guidance,
         frames=frames,
     )
-    return params, losses, samples
+    return params, opt_state, losses, samples
 
 
 @functools.partial(
@@ -433,29 +449,24 @@ def generation_step(
     ids = jnp.concatenate([real_ids, real_ids[prompt]])
     mask = jnp.concatenate([real_mask, real_mask[prompt]])
     valid = jnp.concatenate([jnp.arange(real_x.shape[0]) < n_real, valid_synth])
-    params, opt_state, losses = gen.train_steps(
+    params, opt_state, losses, samples = finetune_and_sample(
         params,
         opt_state,
         k_train,
+        k_eval,
         x,
         ids,
         mask,
         valid,
+        test_ids,
+        test_mask,
+        alpha_bar,
+        timesteps,
         static=static,
         optimizer=optimizer,
         steps=steps,
         batch=batch,
-        alpha_bar=alpha_bar,
         cond_dropout=cond_dropout,
-    )
-    samples = gen.sample(
-        params,
-        static,
-        k_eval,
-        test_ids,
-        test_mask,
-        alpha_bar=alpha_bar,
-        timesteps=timesteps,
         guidance=guidance,
         frames=frames,
     )
@@ -623,18 +634,22 @@ def generation_zero(cfg: Config, s: Setup, n: int, seed: int) -> dict:
         s.tokenizer.size,
         s.data["features"][real],
     )
-    params, losses, samples = _gen0_step(
+    k_train, k_sample = jax.random.split(k_run)
+    opt = _gen0_optimizer(cfg.lr, cfg.gen0_steps)
+    params, _, losses, samples = finetune_and_sample(
         params,
-        k_run,
+        opt.init(params),
+        k_train,
+        k_sample,
         s.real_x,
         s.real_ids,
         s.real_mask,
-        jnp.int32(n),
+        jnp.arange(s.real_x.shape[0]) < n,
         s.test_ids,
         s.test_mask,
         s.alpha_bar,
         s.timesteps,
-        optimizer=_gen0_optimizer(cfg.lr, cfg.gen0_steps),
+        optimizer=opt,
         steps=cfg.gen0_steps,
         **_statics(cfg, s),
     )
