@@ -9,7 +9,6 @@ Everything runs in float32 regardless of ``jax_enable_x64``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from functools import partial
 
 import equinox as eqx
@@ -18,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
+
+from sims.diffusion import posterior_sample, respaced_timesteps, sinusoid
 
 F32 = jnp.float32
 NULL_LABEL = 10  # the "no label" class used for classifier-free guidance
@@ -34,13 +35,6 @@ class Schedule:
     def alpha_bar(self) -> Float[Array, " T"]:
         betas = np.linspace(self.beta_start, self.beta_end, self.steps, dtype=np.float64)
         return jnp.asarray(np.cumprod(1.0 - betas), F32)
-
-
-def _sinusoid(t: Float[Array, ""], dim: int) -> Float[Array, " dim"]:
-    half = dim // 2
-    freqs = jnp.exp(-math.log(10_000.0) * jnp.arange(half, dtype=F32) / half)
-    ang = t.astype(F32) * freqs
-    return jnp.concatenate([jnp.sin(ang), jnp.cos(ang)])
 
 
 class ResBlock(eqx.Module):
@@ -108,7 +102,7 @@ class UNet(eqx.Module):
         self.conv_out = eqx.nn.Conv2d(prev, in_ch, 3, padding=1, key=next(keys))
 
     def __call__(self, x: Float[Array, "c h w"], t: Int[Array, ""], y: Int[Array, ""]):
-        e = self.t_mlp(_sinusoid(t, self.emb_dim)) + self.label_emb(y)
+        e = self.t_mlp(sinusoid(t, self.emb_dim)) + self.label_emb(y)
         h = self.conv_in(x)
         skips = []
         for i, block in enumerate(self.down):
@@ -255,7 +249,7 @@ def respace(schedule: Schedule, sample_steps: int):
     ``sample_steps`` = T.
     """
     T = schedule.steps
-    ts = np.unique(np.round(np.linspace(0, T - 1, sample_steps)).astype(np.int32))
+    ts = respaced_timesteps(T, sample_steps)
     betas = np.linspace(schedule.beta_start, schedule.beta_end, T, dtype=np.float64)
     ab = np.cumprod(1.0 - betas)[ts]
     ab_prev = np.concatenate([[1.0], ab[:-1]])
@@ -275,12 +269,7 @@ def _denoise(model, x, labels, t, a, a_prev, key, guidance):
     )
     eps = (1.0 + guidance) * both[:n] - guidance * both[n:]
     x0 = jnp.clip((x - jnp.sqrt(1.0 - a) * eps) / jnp.sqrt(a), -1.0, 1.0)
-    beta = 1.0 - a / a_prev
-    mean = (jnp.sqrt(a_prev) * beta / (1.0 - a)) * x0 + (
-        jnp.sqrt(1.0 - beta) * (1.0 - a_prev) / (1.0 - a)
-    ) * x
-    var = beta * (1.0 - a_prev) / (1.0 - a)
-    return mean + jnp.sqrt(var) * jax.random.normal(key, x.shape, F32)
+    return posterior_sample(key, x, x0, a, a_prev)
 
 
 def _sampler_inputs(key, n, shape, schedule, sample_steps):

@@ -31,7 +31,6 @@ and the sampler are ``lax.scan`` s, so both compose into one jitted generation s
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import equinox as eqx
 import jax
@@ -40,6 +39,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int
 
+from sims.diffusion import posterior_sample, sinusoid
 from sims.motion.representation import N_FEATURES
 from theory._checks import check_nonneg, check_positive_int
 
@@ -49,7 +49,6 @@ __all__ = [
     "cosine_alpha_bar",
     "init",
     "loss",
-    "respaced",
     "sample",
     "train_steps",
 ]
@@ -99,6 +98,8 @@ class Config:
             "sample_steps",
         ):
             check_positive_int(name, getattr(self, name))
+        if self.width % 2:
+            raise ValueError(f"width must be even (sinusoidal time embedding); got {self.width}")
         if self.width % self.heads:
             raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
         if self.sample_steps > self.diffusion_steps:
@@ -137,21 +138,7 @@ def cosine_alpha_bar(steps: int, s: float = 0.008) -> np.ndarray:
     return np.cumprod(1 - beta)
 
 
-def respaced(steps: int, sample_steps: int) -> np.ndarray:
-    """The ``sample_steps`` timestep indices (0-based, increasing, evenly spaced, last =
-    steps − 1) that the sampler visits."""
-    return np.unique(np.round(np.linspace(0, steps - 1, sample_steps)).astype(np.int32))
-
-
 # ------------------------------------------------------------------ network
-
-
-def _timestep_embedding(t: Array, dim: int) -> Float[Array, " dim"]:
-    half = dim // 2
-    freqs = jnp.exp(-math.log(10_000.0) * jnp.arange(half, dtype=F32) / half)
-    arg = jnp.asarray(t, F32) * freqs
-    emb = jnp.concatenate([jnp.cos(arg), jnp.sin(arg)])
-    return jnp.pad(emb, (0, dim - 2 * half))
 
 
 class Block(eqx.Module):
@@ -221,7 +208,7 @@ class Denoiser(eqx.Module):
     ) -> Float[Array, "T d"]:
         """x̂₀ in standardised feature space from x_t (standardised) at timestep index t."""
         w = self.null.shape[0]
-        cond = c + self.time_mlp(_timestep_embedding(t, w))
+        cond = c + self.time_mlp(sinusoid(t, w))
         h = jnp.concatenate([cond[None], jax.vmap(self.inp)(x_t)]) + self.frame_pos
         for block in self.blocks:
             h = block(h)
@@ -365,10 +352,7 @@ def sample(
         pred = jax.vmap(model, in_axes=(0, None, 0))(jnp.concatenate([x, x]), t, c2)
         x0 = pred[b:] + guidance * (pred[:b] - pred[b:])
         a, a_prev = ab[i].astype(F32), ab_prev[i].astype(F32)
-        beta = 1 - a / a_prev
-        mean = (jnp.sqrt(a_prev) * beta * x0 + jnp.sqrt(1 - beta) * (1 - a_prev) * x) / (1 - a)
-        var = beta * (1 - a_prev) / (1 - a)
-        return mean + jnp.sqrt(var) * jax.random.normal(k, x.shape, F32), None
+        return posterior_sample(k, x, x0, a, a_prev), None
 
     idx = jnp.arange(timesteps.shape[0])[::-1]
     x, _ = jax.lax.scan(body, x, (idx, jax.random.split(k_steps, timesteps.shape[0])))

@@ -51,6 +51,7 @@ import numpy as np
 import optax
 
 from sims import results
+from sims.diffusion import respaced_timesteps
 from sims.motion import dataset as ds
 from sims.motion import evaluator as ev_mod
 from sims.motion import generator as gen
@@ -293,7 +294,7 @@ def prepare(cfg: Config) -> Setup:
         static=static,
         alpha_bar=jnp.asarray(gen.cosine_alpha_bar(cfg.generator.diffusion_steps), F32),
         timesteps=jnp.asarray(
-            gen.respaced(cfg.generator.diffusion_steps, cfg.generator.sample_steps)
+            respaced_timesteps(cfg.generator.diffusion_steps, cfg.generator.sample_steps)
         ),
     )
 
