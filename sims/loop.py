@@ -11,9 +11,12 @@ synthetic. Data workflows (``LoopSpec.workflow``):
   its first ⌊j·k/t⌋ points (integer arithmetic; the official script's float expression can
   differ by one point in rare ties).
 
-Shapes are static: synthetic sets live in a buffer of ``k_max`` rows (masked beyond ⌊λn⌋)
-and, for ``accumulate``/``toy``, one buffer row per generation; λ and γ are traced, so a
-sweep over them compiles once.
+The fit only needs the synthetic points' count and sums (``PoolSums``), updated in O(k) per
+generation whatever the pool size: ``accumulate`` adds each new set; ``toy`` also drops, per
+point position m = 1..k, at most one point, the m-th of set ⌈m(t−1)/k⌉ (see
+``_toy_dropped``), so only the sets themselves are stored. Shapes are static: a set lives
+in a buffer of ``k_max`` rows (masked beyond ⌊λn⌋); λ and γ are traced, so a sweep over them
+compiles once.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from theory import gaussian as gauss
@@ -33,7 +37,7 @@ __all__ = [
     "WORKFLOWS",
     "LoopSpec",
     "LoopState",
-    "Pool",
+    "PoolSums",
     "Trace",
     "default_chunk",
     "diverged_at",
@@ -78,53 +82,46 @@ class LoopSpec:
         if self.workflow == "replace" and self.k_max < self.n_real:
             raise ValueError(f"replace needs k_max >= n_real = {self.n_real}; got {self.k_max}")
 
-    @property
-    def keeps_history(self) -> bool:
-        """Whether past synthetic sets stay in the fit (the pool grows)."""
-        return self.workflow in ("accumulate", "toy")
 
-
-@partial(jax.tree_util.register_dataclass, data_fields=["centers", "s1", "s2"], meta_fields=[])
+@partial(jax.tree_util.register_dataclass, data_fields=["count", "s1", "s2"], meta_fields=[])
 @dataclasses.dataclass(frozen=True)
-class Pool:
-    """Buffered synthetic sets as prefix statistics (``gauss.prefix_stats``).
+class PoolSums:
+    """The synthetic points in the current fit: count, Σy and Σyyᵀ with y = x − ref.
 
-    Row j holds set j's centre and the centred sums of its first m points, m = 0..k_max, so
-    any workflow's fit is a gather of one prefix per row plus ``gauss.fit_groups``.
+    ``ref`` is the run's real-set mean, fixed for the run, so the sums stay small (and
+    precise in float32) wherever the model wanders; ``gauss.fit_groups`` merges them with
+    the real set.
     """
 
-    centers: Float[Array, "rows d"]
-    s1: Float[Array, "rows k1 d"]
-    s2: Float[Array, "rows k1 d d"]
+    count: Float[Array, ""]
+    s1: Float[Array, " d"]
+    s2: Float[Array, "d d"]
 
     @staticmethod
-    def zeros(rows: int, k_max: int, d: int, dtype) -> Pool:
-        z = partial(jnp.zeros, dtype=dtype)
-        return Pool(z((rows, d)), z((rows, k_max + 1, d)), z((rows, k_max + 1, d, d)))
+    def of(y: Float[Array, "k d"], weights: Float[Array, " k"]) -> PoolSums:
+        return PoolSums(jnp.sum(weights), weights @ y, jnp.einsum("k,ki,kj->ij", weights, y, y))
 
-    def gather(self, counts: Array) -> tuple[Array, Array, Array]:
-        """(centre, s1, s2) of the first ``counts[j]`` points of every row j."""
-        rows = jnp.arange(counts.shape[0])
-        return self.centers, self.s1[rows, counts], self.s2[rows, counts]
+    def __add__(self, other: PoolSums) -> PoolSums:
+        return jax.tree.map(jnp.add, self, other)
 
-    def put(self, row: Array, other: Pool) -> Pool:
-        """Writes ``other``'s rows starting at ``row``."""
-        put = partial(jax.lax.dynamic_update_slice_in_dim, start_index=row, axis=0)
-        return jax.tree.map(put, self, other)
+    def __sub__(self, other: PoolSums) -> PoolSums:
+        return jax.tree.map(jnp.subtract, self, other)
 
 
-@partial(jax.tree_util.register_dataclass, data_fields=["theta", "recent"], meta_fields=[])
+@partial(jax.tree_util.register_dataclass, data_fields=["theta", "pool", "recent"], meta_fields=[])
 @dataclasses.dataclass(frozen=True)
 class LoopState:
-    """θ_t and the synthetic sets of the current chunk of generations.
+    """θ_t, the synthetic pool's sums and (``toy`` only, else None) the current chunk's sets.
 
-    Older sets live in a read-only ``history`` Pool passed beside the state: reading and
-    writing one big buffer in the same step makes XLA copy it every generation, so the loop
-    scans over chunks and merges a chunk's sets into the history once per chunk.
+    Older sets live in a read-only ``history`` buffer passed beside the state: reading and
+    writing one big buffer in the same step makes XLA copy all of it every generation, so
+    the loop scans over chunks of generations and writes a chunk's sets into the history
+    once per chunk.
     """
 
     theta: gauss.Gaussian
-    recent: Pool
+    pool: PoolSums
+    recent: Float[Array, "chunk k d"] | None
 
 
 @partial(
@@ -157,14 +154,21 @@ def _synthetic_count(spec: LoopSpec, lam) -> Array:
     return jnp.minimum(ops.n_synthetic(lam, spec.n_real), spec.k_max)
 
 
-def _set_counts(spec: LoopSpec, rows: Array, t: Array, k: Array) -> Array:
-    """How many points of set ``rows`` (0-based) enter the fit at generation t (1-based)."""
-    if spec.workflow in ("augment", "replace"):
-        return jnp.where(rows == t - 1, k, 0)
-    if spec.workflow == "accumulate":
-        return jnp.where(rows < t, k, 0)
-    safe = jnp.maximum(t, 1)
-    return jnp.where(rows < t, ((rows + 1) * k) // safe, 0)  # toy: set j keeps ⌊(j+1)k/t⌋
+def _toy_dropped(t: Array, k: Array, k_max: int) -> tuple[Array, Array]:
+    """Which stored point leaves the ``toy`` pool at generation t (1-based), per position m.
+
+    Set a (1-based) keeps its first ⌊ak/t⌋ points at generation t, so its m-th point is in
+    the pool iff a ≥ mt/k. Going from t − 1 to t, the m-th point of set a leaves iff
+    m(t−1)/k ≤ a < mt/k: a half-open interval of length m/k ≤ 1, so at most one set per m,
+    a = ⌈m(t−1)/k⌉; counts never grow and the new set t enters whole (⌊tk/t⌋ = k).
+
+    Returns:
+        The 0-based set index of each position m = 1..k_max and whether it leaves.
+    """
+    m = jnp.arange(1, k_max + 1)
+    k = jnp.maximum(k, 1)
+    a = (m * (t - 1) + k - 1) // k
+    return a - 1, (m <= k) & (a >= 1) & (a * k < m * t)
 
 
 def _metrics(theta: gauss.Gaussian, target: gauss.Gaussian):
@@ -180,7 +184,7 @@ def generation(
     lam,
     gamma,
     target: gauss.Gaussian,
-    history: Pool | None,
+    history: Float[Array, "rows k d"] | None,
     state: LoopState,
     t: Array,
 ) -> tuple[LoopState, tuple]:
@@ -192,44 +196,47 @@ def generation(
     Args:
         spec: static loop description.
         key: the run's key.
-        real_stats: (count, centre, scatter) of the real set.
+        real_stats: (count, centre, scatter) of the real set; the centre is the pool's ref.
         lam: λ.
         gamma: γ.
         target: p_θ*.
-        history: sets of generations before the current chunk (read-only), or None.
-        state: θ_{t-1} and the current chunk's sets (chunk length = ``state.recent`` rows).
+        history: ``toy``: the sets of the generations before the current chunk (read-only).
+        state: θ_{t-1}, the pool's sums and the current chunk's sets (chunk length = rows of
+            ``state.recent``).
         t: generation index, 1-based.
 
     Returns:
-        The new state and (W2, parameter error, finite flag, synthetic:real ratio).
+        The new state and (W2, parameter error, finite flag, synthetic:real ratio, the
+        corrected set with invalid rows NaN).
     """
     k_sample, k_correct = jax.random.split(jax.random.fold_in(key, t))
     k = _synthetic_count(spec, lam)
     synth = gauss.sample(k_sample, state.theta, spec.k_max)
     mask = jnp.arange(spec.k_max) < k
     corrected = ops.make_corrector(spec.correction, gamma, target)(k_correct, synth, mask=mask)
-    center = jnp.sum(jnp.where(mask[:, None], corrected, 0.0), axis=0) / jnp.maximum(k, 1)
-    s1, s2 = gauss.prefix_stats(corrected, center)
-    chunk = state.recent.centers.shape[0]
-    start = ((t - 1) // chunk) * chunk
-    recent = state.recent.put(t - 1 - start, Pool(center[None], s1[None], s2[None]))
-    counts = [_set_counts(spec, start + jnp.arange(chunk), t, k)]
-    groups = [recent.gather(counts[0])]
-    if history is not None:
-        old = _set_counts(spec, jnp.arange(history.centers.shape[0]), t, k)
-        old = jnp.where(jnp.arange(old.shape[0]) < start, old, 0)
-        groups.append(history.gather(old))
-        counts.append(old)
-    real_n, real_center, real_scatter = real_stats
-    counts = jnp.concatenate(counts)
+    real_n, ref, real_scatter = real_stats
+    new = PoolSums.of(corrected - ref, mask.astype(ref.dtype))
+    pool, recent = new, None
+    if spec.workflow == "accumulate":
+        pool = state.pool + new
+    elif spec.workflow == "toy":
+        chunk = state.recent.shape[0]
+        start = ((t - 1) // chunk) * chunk
+        rows, gone = _toy_dropped(t, k, spec.k_max)
+        m = jnp.arange(spec.k_max)
+        from_recent = state.recent[jnp.clip(rows - start, 0, chunk - 1), m]
+        from_history = history[jnp.clip(rows, 0, history.shape[0] - 1), m]
+        dropped = jnp.where((rows >= start)[:, None], from_recent, from_history)
+        pool = state.pool + new - PoolSums.of(dropped - ref, gone.astype(ref.dtype))
+        recent = state.recent.at[t - 1 - start].set(corrected)
     theta = gauss.fit_groups(
-        jnp.concatenate([real_n[None], counts.astype(real_center.dtype)]),
-        jnp.concatenate([real_center[None], *(g[0] for g in groups)]),
-        jnp.concatenate([jnp.zeros_like(real_center)[None], *(g[1] for g in groups)]),
-        jnp.concatenate([real_scatter[None], *(g[2] for g in groups)]),
+        jnp.stack([real_n, pool.count]),
+        jnp.stack([ref, ref]),
+        jnp.stack([jnp.zeros_like(ref), pool.s1]),
+        jnp.stack([real_scatter, pool.s2]),
     )
-    ratio = jnp.sum(counts) / spec.n_real
-    return LoopState(theta, recent), (*_metrics(theta, target), ratio, theta)
+    out = (*_metrics(theta, target), pool.count / spec.n_real)
+    return LoopState(theta, pool, recent), (*out, jnp.where(mask[:, None], corrected, jnp.nan))
 
 
 def _real_stats(spec: LoopSpec, fit: gauss.Gaussian):
@@ -240,9 +247,9 @@ def _real_stats(spec: LoopSpec, fit: gauss.Gaussian):
 
 
 def default_chunk(spec: LoopSpec) -> int:
-    """Generations per chunk: ⌈√T⌉ for the growing pools (balances the per-chunk history
-    copy against the per-step chunk copy), 1 for the workflows that keep one set."""
-    return math.isqrt(spec.generations - 1) + 1 if spec.keeps_history else 1
+    """Generations per chunk: ⌈√T⌉ for ``toy`` (balances the per-chunk history copy against
+    the per-generation chunk copy), T (one chunk, no history) for the other workflows."""
+    return math.isqrt(spec.generations - 1) + 1 if spec.workflow == "toy" else spec.generations
 
 
 def simulate(
@@ -269,31 +276,32 @@ def simulate(
             numbers, it only changes speed.
     """
     real_fit = gauss.fit(real)
-    theta0 = real_fit if theta0 is None else theta0
+    theta0 = real_fit if theta0 is None else jax.tree.map(lambda a: a.astype(real.dtype), theta0)
     real_stats = _real_stats(spec, real_fit)
     chunk = chunk or default_chunk(spec)
     n_chunks = -(-spec.generations // chunk)
     d, dtype = real.shape[1], real.dtype
-    history = Pool.zeros(n_chunks * chunk, spec.k_max, d, dtype) if spec.keeps_history else None
-    init = LoopState(theta0, Pool.zeros(chunk, spec.k_max, d, dtype))
+    zeros = partial(jnp.zeros, dtype=dtype)
+    toy = spec.workflow == "toy"
+    history = zeros((n_chunks * chunk, spec.k_max, d)) if toy else None
+    pool = PoolSums(zeros(()), zeros(d), zeros((d, d)))
+    init = LoopState(theta0, pool, zeros((chunk, spec.k_max, d)) if toy else None)
 
     def run_chunk(carry, c):
         state, hist = carry
 
         def step(state, t):
-            return generation(spec, key, real_stats, lam, gamma, target, hist, state, t)
+            state, (*out, _) = generation(spec, key, real_stats, lam, gamma, target, hist, state, t)
+            return state, (*out, state.theta)
 
-        ts = c * chunk + jnp.arange(1, chunk + 1)
-        state, out = jax.lax.scan(step, state, ts)
-        if hist is not None:
-            hist = hist.put(c * chunk, state.recent)
+        state, out = jax.lax.scan(step, state, c * chunk + jnp.arange(1, chunk + 1))
+        if toy:
+            hist = jax.lax.dynamic_update_slice_in_dim(hist, state.recent, c * chunk, axis=0)
         return (state, hist), out
 
-    _, (w2, err, finite, ratio, thetas) = jax.lax.scan(
-        run_chunk, (init, history), jnp.arange(n_chunks)
-    )
+    _, out = jax.lax.scan(run_chunk, (init, history), jnp.arange(n_chunks))
     flat = lambda a: a.reshape(-1, *a.shape[2:])[: spec.generations]  # noqa: E731
-    w2, err, finite, ratio, thetas = jax.tree.map(flat, (w2, err, finite, ratio, thetas))
+    w2, err, finite, ratio, thetas = jax.tree.map(flat, out)
     w2_0, err_0, finite_0 = _metrics(theta0, target)
     cat = lambda a, b: jnp.concatenate([jnp.asarray(a)[None], b])  # noqa: E731
     return Trace(
@@ -318,17 +326,22 @@ def sweep(
     """``simulate`` over seeds × λ × γ; every Trace leaf gets leading axes (s, l, g).
 
     One compilation per (spec, shapes): λ and γ values are data. ``theta0`` (optional) is
-    shared by every run.
+    shared by every run. The (λ, γ) cells are one ``vmap`` axis (tracing a scan under each
+    extra ``vmap`` level costs about a third more), and the keys are not batched over it,
+    so all cells of a seed share their random numbers (common random numbers).
     """
+    n_lam, n_gamma = lams.shape[0], gammas.shape[0]
     run = partial(simulate, spec, target=target, theta0=theta0)
-    over_gamma = jax.vmap(run, in_axes=(None, None, None, 0))
-    over_lam = jax.vmap(over_gamma, in_axes=(None, None, 0, None))
-    over_seed = jax.vmap(over_lam, in_axes=(0, 0, None, None))
-    return over_seed(keys, reals, lams, gammas)
+    over_cell = jax.vmap(run, in_axes=(None, None, 0, 0))
+    over_seed = jax.vmap(over_cell, in_axes=(0, 0, None, None))
+    out = over_seed(keys, reals, jnp.repeat(lams, n_gamma), jnp.tile(gammas, n_lam))
+    return jax.tree.map(lambda a: a.reshape(a.shape[0], n_lam, n_gamma, *a.shape[2:]), out)
 
 
-def diverged_at(finite: Bool[Array, "... T1"]) -> Array:
-    """First generation whose θ is non-finite or exploded; -1 where the run stayed finite."""
-    bad = ~finite
-    first = jnp.argmax(bad, axis=-1)
-    return jnp.where(jnp.any(bad, axis=-1), first, -1)
+def diverged_at(finite: Bool[Array, "... T1"]) -> np.ndarray:
+    """First generation whose θ is non-finite or exploded; -1 where the run stayed finite.
+
+    Host-side (NumPy): post-processing of a finished trace, no dispatch or compilation.
+    """
+    bad = ~np.asarray(finite)
+    return np.where(bad.any(axis=-1), bad.argmax(axis=-1), -1)

@@ -20,26 +20,67 @@ def test_chunked_scan_equals_python_loop():
     a = loop.simulate(spec, key, real, 0.5, 1.0, target, chunk=3)
     b = loop.simulate(spec, key, real, 0.5, 1.0, target, chunk=1)
     stats = loop._real_stats(spec, gauss.fit(real))
-    hist = loop.Pool.zeros(7, 10, 2, real.dtype)
-    state = loop.LoopState(gauss.fit(real), loop.Pool.zeros(1, 10, 2, real.dtype))
+    hist = jnp.zeros((7, 10, 2))
+    pool = loop.PoolSums(jnp.zeros(()), jnp.zeros(2), jnp.zeros((2, 2)))
+    state = loop.LoopState(gauss.fit(real), pool, jnp.zeros((1, 10, 2)))
     w2 = []
     for t in range(1, 8):
         state, out = loop.generation(spec, key, stats, 0.5, 1.0, target, hist, state, t)
-        hist = hist.put(t - 1, state.recent)
+        hist = hist.at[t - 1].set(state.recent[0])
         w2.append(out[0])
     np.testing.assert_allclose(a.w2[1:], np.asarray(w2), rtol=1e-9)
     np.testing.assert_allclose(b.w2, a.w2, rtol=1e-9)
     assert a.synth_ratio[-1] == pytest.approx(sum((j * 10) // 7 for j in range(1, 8)) / 20)
 
 
+def toy_counts(t, k):
+    """Points of each set j = 1..t in the toy pool at generation t, straight from §4."""
+    return [(j * k) // t for j in range(1, t + 1)]
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 25])
+def test_toy_drop_rule_reproduces_the_schedule(k):
+    """Keeping (t−1)'s pool minus ``_toy_dropped`` plus set t gives exactly t's pool."""
+    kept = set()
+    for t in range(1, 80):
+        rows, gone = map(np.asarray, loop._toy_dropped(jnp.asarray(t), jnp.asarray(k), 25))
+        dropped = {(int(r), m) for m, (r, g) in enumerate(zip(rows, gone, strict=True)) if g}
+        assert dropped <= kept, t
+        kept = (kept - dropped) | {(t - 1, m) for m in range(k)}
+        want = {(j, m) for j, c in enumerate(toy_counts(t, k)) for m in range(c)}
+        assert kept == want, t
+
+
+@pytest.mark.parametrize("workflow", ["toy", "accumulate"])
+def test_pool_fit_equals_direct_fit_on_the_stored_sets(workflow):
+    """θ_t is the MLE on real ∪ the sets' prefixes, recomputed from scratch in float64."""
+    spec = loop.LoopSpec(workflow, "histogram", 40, 20, 10)
+    key, target = jax.random.key(3), gauss.standard(2)
+    real = np.asarray(gauss.sample(jax.random.key(4), target, 20), float)
+    stats = loop._real_stats(spec, gauss.fit(jnp.asarray(real)))
+    pool = loop.PoolSums(jnp.zeros(()), jnp.zeros(2), jnp.zeros((2, 2)))
+    recent = jnp.zeros((1, 10, 2)) if workflow == "toy" else None
+    state = loop.LoopState(gauss.fit(jnp.asarray(real)), pool, recent)
+    hist, sets = jnp.zeros((40, 10, 2)), []
+    for t in range(1, 41):
+        state, out = loop.generation(spec, key, stats, 0.5, 1.0, target, hist, state, t)
+        if workflow == "toy":
+            hist = hist.at[t - 1].set(state.recent[0])
+        sets.append(np.asarray(out[-1], float))
+        counts = toy_counts(t, 10) if workflow == "toy" else [10] * t
+        x = np.concatenate([real, *(s[:c] for s, c in zip(sets, counts, strict=True))])
+        np.testing.assert_allclose(state.theta.mean, x.mean(0), atol=2e-5)
+        np.testing.assert_allclose(state.theta.cov, np.cov(x.T, bias=True), rtol=1e-4)
+
+
 def test_gamma_sweep_compiles_once():
     cfg = toy.Config.smoke(workflow="augment", correction="ideal", generations=5)
-    loop.sweep.clear_cache()
+    toy._sweep.clear_cache()
     toy.main(cfg)
     toy.main(
         toy.Config.smoke(workflow="augment", correction="ideal", generations=5, gammas=(2.0, 7.0))
     )
-    assert loop.sweep._cache_size() == 1
+    assert toy._sweep._cache_size() == 1
 
 
 def test_augment_mean_follows_exact_recursion():

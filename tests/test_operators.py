@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy.special import ndtr
 
 from theory import gaussian as gauss
 from theory import operators as ops
@@ -90,6 +91,54 @@ def test_histogram_reference_matches_its_accepted_law(gamma):
     se = np.sqrt(np.diag(cov) / out.shape[0])
     assert np.all(np.abs(out.mean(0) - mean) < K_SE * se)
     np.testing.assert_allclose(np.cov(out.T), cov, atol=0.03)
+
+
+def reference_law_cells(x, gamma, bins=10, sub=40):
+    """Cell probabilities of the official accepted law ∝ min(φ, f̃/M) (NumPy/SciPy).
+
+    Cells are the floor cells i, j ∈ {−1, …, bins − 1} of the histogram grid (cell −1 reads
+    bin 0 under the truncating lookup) plus everything outside them, where f̃ = t·φ. Each
+    cell is integrated by a sub × sub midpoint rule (the integrand is smooth inside a cell);
+    the outside mass is exact through Φ.
+    """
+    x = np.asarray(x, float)
+    hist, xe, ye = np.histogram2d(x[:, 0], x[:, 1], bins=bins, density=True)
+    lo, w = np.array([xe[0], ye[0]]), np.array([xe[1] - xe[0], ye[1] - ye[0]])
+    t = gamma / (1 + gamma) if np.isfinite(gamma) else 1.0
+    phi0 = 1 / (2 * np.pi)
+    envelope = ((1 - t) * hist.max() + t * phi0) / phi0
+    mid = (np.arange(sub) + 0.5) / sub
+    mass = np.zeros((bins + 1, bins + 1))
+    for i in range(-1, bins):
+        for j in range(-1, bins):
+            cx = lo[0] + (i + mid) * w[0]
+            cy = lo[1] + (j + mid) * w[1]
+            gx, gy = np.meshgrid(cx, cy, indexing="ij")
+            phi = phi0 * np.exp(-0.5 * (gx**2 + gy**2))
+            f = (1 - t) * hist[max(i, 0), max(j, 0)] + t * phi
+            mass[i + 1, j + 1] = np.minimum(phi, f / envelope).mean() * w[0] * w[1]
+    inside = np.prod(ndtr(lo + bins * w) - ndtr(lo - w))
+    outside = min(1.0, t / envelope) * (1 - inside)
+    z = mass.sum() + outside
+    return mass / z, outside / z, lo, w
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0, np.inf])
+def test_histogram_reference_cell_probabilities(gamma):
+    """Every cell's frequency (and the outside's) within 5 SE of the official law's mass."""
+    x = batch(6)
+    out = many(ops.histogram_reference(gamma, TARGET), x, reps=8000).reshape(-1, 2)
+    assert np.all(np.isfinite(out))
+    probs, p_out, lo, w = reference_law_cells(x, gamma)
+    idx = np.floor((out - lo) / w).astype(int) + 1
+    inside = np.all((idx >= 0) & (idx <= 10), axis=1)
+    counts = np.zeros_like(probs)
+    np.add.at(counts, (idx[inside, 0], idx[inside, 1]), 1)
+    n = out.shape[0]
+    observed = np.append(counts.ravel(), (~inside).sum())
+    expected = n * np.append(probs.ravel(), p_out)
+    slack = K_SE * np.sqrt(expected * (1 - expected / n)) + 1e-4 * n
+    assert np.all(np.abs(observed - expected) <= slack), np.max(np.abs(observed - expected) / slack)
 
 
 def test_masked_rows_untouched_and_histogram_ignores_them():

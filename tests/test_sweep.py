@@ -59,7 +59,7 @@ def explicit_runs():
             real = gauss.sample(jax.random.fold_in(key, 0), target, 20)
             fit = gauss.fit(real)
             theta0 = gauss.Gaussian(fit.mean.at[0].add(1.5), fit.cov)
-            sim = partial(loop.simulate, spec, theta0=theta0, chunk=1)
+            sim = partial(loop.simulate, spec, theta0=theta0)
             tr = sim(jax.random.fold_in(key, 1), real, 0.5, 0.5, target)
             return tr.w2, tr.final
 

@@ -25,6 +25,7 @@ __all__ = [
     "fit",
     "fit_groups",
     "flatten",
+    "from_standard",
     "kl",
     "logpdf",
     "mixture_moments",
@@ -32,7 +33,6 @@ __all__ = [
     "population_contraction",
     "population_jacobian",
     "population_map",
-    "prefix_stats",
     "sample",
     "sqrtm_psd",
     "standard",
@@ -118,23 +118,6 @@ def fit(x: Float[Array, "n d"], weights: Float[Array, " n"] | None = None) -> Ga
     return Gaussian(mean, 0.5 * (cov + cov.T))
 
 
-def prefix_stats(
-    x: Float[Array, "k d"], center: Float[Array, " d"]
-) -> tuple[Float[Array, "k1 d"], Float[Array, "k1 d d"]]:
-    """Prefix sums of y = x − center and of y yᵀ over the first m rows, m = 0..k.
-
-    Row m of each output summarises ``x[:m]``; with ``fit_groups`` these give the MLE of
-    any union of row prefixes in O(groups) instead of O(points). Centring each group near
-    its own mean keeps the second moments precise.
-    """
-    y = x - center[None, :]
-    zero = jnp.zeros((1, *y.shape[1:]), y.dtype)
-    s1 = jnp.concatenate([zero, jnp.cumsum(y, axis=0)])
-    outer = y[:, :, None] * y[:, None, :]
-    s2 = jnp.concatenate([zero[..., None] * zero[:, None, :], jnp.cumsum(outer, axis=0)])
-    return s1, s2
-
-
 def fit_groups(
     counts: Float[Array, " g"],
     centers: Float[Array, "g d"],
@@ -144,7 +127,8 @@ def fit_groups(
     """MLE of the union of groups given each group's size and centred sums.
 
     Group g has ``counts[g]`` points x with Σ(x − c_g) = ``s1[g]`` and
-    Σ(x − c_g)(x − c_g)ᵀ = ``s2[g]``. Merged like Chan et al.'s parallel variance:
+    Σ(x − c_g)(x − c_g)ᵀ = ``s2[g]``, c_g any reference point near the group (for
+    precision). Merged like Chan et al.'s parallel variance:
     μ = Σ(n_g c_g + s1_g)/N and N Σ̂ = Σ_g [s2_g + s1_g δ_gᵀ + δ_g s1_gᵀ + n_g δ_g δ_gᵀ],
     δ_g = c_g − μ. Equals ``fit`` on the concatenated points.
     """
@@ -190,8 +174,12 @@ def factorize(g: Gaussian | Factor) -> Factor:
 
 def sample(key: jax.Array, g: Gaussian | Factor, n: int) -> Float[Array, "n d"]:
     """n i.i.d. draws of N(μ, Σ) as μ + Σ^{1/2} z (valid for singular Σ)."""
+    return from_standard(g, jax.random.normal(key, (n, g.mean.shape[-1]), dtype=g.mean.dtype))
+
+
+def from_standard(g: Gaussian | Factor, z: Float[Array, "n d"]) -> Float[Array, "n d"]:
+    """μ + Σ^{1/2} z row by row: standard normal rows z become draws of N(μ, Σ)."""
     root = g.root if isinstance(g, Factor) else sqrtm_psd(g.cov)
-    z = jax.random.normal(key, (n, g.mean.shape[-1]), dtype=g.mean.dtype)
     return g.mean[None, :] + z @ root
 
 
