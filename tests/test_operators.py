@@ -161,3 +161,15 @@ def test_make_corrector_and_retrain():
     ref = np.concatenate([np.asarray(real), np.asarray(synth)[:5]])
     np.testing.assert_allclose(g.mean, ref.mean(0), rtol=1e-5)
     assert int(ops.n_synthetic(0.29, 100)) == 29
+
+
+@pytest.mark.parametrize("name", ops.CORRECTIONS)
+def test_correctors_trace_under_strict_promotion(name, strict_jax):
+    """No implicit rank or dtype promotion (float64 data, traced γ, masked buffer)."""
+    x = jnp.asarray(np.random.default_rng(7).normal(0.5, 0.8, size=(25, 2)))
+    correct = jax.jit(
+        lambda g, k, x: ops.make_corrector(name, g, TARGET)(k, x, mask=jnp.arange(25) < 20)
+    )
+    out = correct(jnp.asarray(1.0), jax.random.key(0), x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert np.all(np.isfinite(out))

@@ -174,7 +174,7 @@ def histogram(gamma, target: gauss.Gaussian, bins: int = 10) -> Corrector:
         keep = _keep_probability(gamma).astype(x.dtype)
         choice = _row_or_target(u[:, 0], valid, jnp.ones(n, x.dtype), keep)
         # A draw is either a point of a bin or of the target: both use the same uniforms.
-        from_hist = lo + (cells[jnp.minimum(choice, n - 1)] + u[:, 1:]) * width
+        from_hist = lo[None, :] + (cells[jnp.minimum(choice, n - 1)] + u[:, 1:]) * width[None, :]
         from_target = gauss.from_standard(target, _standard_normal(u[:, 1:])).astype(x.dtype)
         out = jnp.where((choice < n)[:, None], from_hist, from_target)
         return jnp.where(valid[:, None], out, x)
@@ -204,11 +204,12 @@ def histogram_reference(
     We draw the *same law* with a proposal that wastes less: c ~ g ∝ f̃ (a mixture of φ
     and H̃, whose bin-0 cells are twice as wide per axis), accepted when u·f̃(c) < M φ(c).
     The accepted density is then ∝ f̃·min(1, Mφ/f̃) = min(f̃, Mφ) ∝ min(φ, f̃/M), exactly the
-    official one, while the acceptance rate is ∫min(f̃, Mφ)/∫f̃ (typically > 0.8) instead of
-    ∫min(φ, f̃/M) (≈ 1/M, often 0.1–0.3). Under ``vmap`` a rejection loop costs its slowest
-    member's rounds, so this is what makes the published protocol fast; the law is checked
-    against quadrature of min(φ, f̃/M) cell by cell in ``tests/test_operators.py``, and the
-    official one-candidate sampler is ``benchmarks/baselines_numpy.py``.
+    official one, while the acceptance rate is ∫min(f̃, Mφ)/∫f̃ (0.65–0.98 for batches of 25
+    from N(0, σ²I), σ ∈ {0.6, 1}, γ ∈ [0, 5]) instead of ∫min(φ, f̃/M) (0.10–0.67). Under
+    ``vmap`` a rejection loop costs its slowest member's rounds, so this is what makes the
+    published protocol fast; the law is checked against quadrature of min(φ, f̃/M) cell by
+    cell in ``tests/test_operators.py``, and the official one-candidate sampler is
+    ``benchmarks/baselines_numpy.py``.
 
     Each round draws ``proposals_per_slot`` × k proposals and keeps the accepted ones in
     order until every valid slot is filled. Slots still empty after ``max_rounds`` rounds
@@ -224,10 +225,10 @@ def histogram_reference(
             raise ValueError(f"histogram-reference needs bins**d <= 2**20; got {bins}**{d}")
         n_valid = jnp.sum(valid)
         lo, width = _histogram_edges(x, valid, bins)
-        strides = bins ** jnp.arange(d)
+        strides = bins ** jnp.arange(d, dtype=jnp.int32)
         cells = _numpy_cells(x, lo, width, bins)
         counts = valid.astype(x.dtype) @ jax.nn.one_hot(cells @ strides, bins**d, dtype=x.dtype)
-        density = counts / (n_valid * jnp.prod(width))
+        density = counts / (n_valid.astype(x.dtype) * jnp.prod(width))
         keep = _keep_probability(gamma).astype(x.dtype)
         proposal = gauss.factorize(target)  # factorised once, reused by every round
         phi_mode = jnp.exp(proposal.log_norm)
@@ -245,10 +246,10 @@ def histogram_reference(
             choice = _row_or_target(u[:, 0], valid, volume, keep)
             row = jnp.minimum(choice, k - 1)
             # A proposal is either a point of a cell or of φ: both use the same uniforms.
-            from_hist = lo + (start[row] + span[row] * u[:, 2:]) * width
+            from_hist = lo[None, :] + (start[row] + span[row] * u[:, 2:]) * width[None, :]
             from_target = gauss.from_standard(proposal, _standard_normal(u[:, 2:]))
             c = jnp.where((choice < k)[:, None], from_hist, from_target.astype(x.dtype))
-            idx = jnp.trunc((c - lo) / width).astype(jnp.int32)  # official lookup
+            idx = jnp.trunc((c - lo[None, :]) / width[None, :]).astype(jnp.int32)  # official lookup
             inside = jnp.all((idx >= 0) & (idx < bins), axis=-1)
             emp = jnp.where(inside, density[jnp.clip(idx, 0, bins - 1) @ strides], 0.0)
             phi = jnp.exp(gauss.logpdf(proposal, c))
