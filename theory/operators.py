@@ -20,11 +20,12 @@ from typing import Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import ndtri
 from jaxtyping import Array, Bool, Float
 
 from theory import gaussian as gauss
-from theory._checks import as_float, check_nonneg
+from theory._checks import as_float, check_nonneg, is_traced
 
 __all__ = [
     "CORRECTIONS",
@@ -292,9 +293,12 @@ def make_corrector(name: str, gamma, target: gauss.Gaussian, **kwargs) -> Correc
 def n_synthetic(lam, n_real: int) -> Array:
     """⌊λn⌋, the number of synthetic samples per generation (int32, traceable).
 
-    A 1e-6 tolerance absorbs float round-off (0.29 × 100 = 28.999… gives 29).
+    A 1e-6 tolerance absorbs float round-off (0.29 × 100 = 28.999… gives 29). Concrete λ is
+    computed in NumPy (float64): a config check then costs no JAX dispatch or compilation.
     """
-    return jnp.floor(as_float(lam) * n_real + 1e-6).astype(jnp.int32)
+    if is_traced(lam):
+        return jnp.floor(as_float(lam) * n_real + 1e-6).astype(jnp.int32)
+    return np.floor(np.asarray(lam, np.float64) * n_real + 1e-6).astype(np.int32)
 
 
 def retrain(real: Float[Array, "n d"], synthetic: Float[Array, "k d"], lam) -> gauss.Gaussian:
