@@ -288,20 +288,26 @@ def simulate(
     init = LoopState(theta0, pool, zeros((chunk, spec.k_max, d)) if toy else None)
 
     def run_chunk(carry, c):
-        state, hist = carry
+        state, hist, final = carry
 
-        def step(state, t):
+        def step(carry, t):
+            state, final = carry
             state, (*out, _) = generation(spec, key, real_stats, lam, gamma, target, hist, state, t)
-            return state, (*out, state.theta)
+            # θ_T: the last chunk may run past T (padding), so keep the fit of generation T.
+            final = jax.tree.map(
+                lambda a, b: jnp.where(t == spec.generations, a, b), state.theta, final
+            )
+            return (state, final), out
 
-        state, out = jax.lax.scan(step, state, c * chunk + jnp.arange(1, chunk + 1))
+        ts = c * chunk + jnp.arange(1, chunk + 1)
+        (state, final), out = jax.lax.scan(step, (state, final), ts)
         if toy:
             hist = jax.lax.dynamic_update_slice_in_dim(hist, state.recent, c * chunk, axis=0)
-        return (state, hist), out
+        return (state, hist, final), out
 
-    _, out = jax.lax.scan(run_chunk, (init, history), jnp.arange(n_chunks))
+    (_, _, final), out = jax.lax.scan(run_chunk, (init, history, theta0), jnp.arange(n_chunks))
     flat = lambda a: a.reshape(-1, *a.shape[2:])[: spec.generations]  # noqa: E731
-    w2, err, finite, ratio, thetas = jax.tree.map(flat, out)
+    w2, err, finite, ratio = jax.tree.map(flat, out)
     w2_0, err_0, finite_0 = _metrics(theta0, target)
     cat = lambda a, b: jnp.concatenate([jnp.asarray(a)[None], b])  # noqa: E731
     return Trace(
@@ -309,7 +315,7 @@ def simulate(
         param_err=cat(err_0, err),
         synth_ratio=cat(jnp.zeros((), ratio.dtype), ratio),
         finite=cat(finite_0, finite),
-        final=jax.tree.map(lambda a: a[-1], thetas),
+        final=final,
     )
 
 

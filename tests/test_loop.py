@@ -30,6 +30,8 @@ def test_chunked_scan_equals_python_loop():
         w2.append(out[0])
     np.testing.assert_allclose(a.w2[1:], np.asarray(w2), rtol=1e-9)
     np.testing.assert_allclose(b.w2, a.w2, rtol=1e-9)
+    for final in (a.final, b.final):  # θ_T, not a padding generation of the last chunk
+        np.testing.assert_allclose(final.cov, state.theta.cov, rtol=1e-9)
     assert a.synth_ratio[-1] == pytest.approx(sum((j * 10) // 7 for j in range(1, 8)) / 20)
 
 
