@@ -86,11 +86,12 @@ class LoopSpec:
 @partial(jax.tree_util.register_dataclass, data_fields=["count", "s1", "s2"], meta_fields=[])
 @dataclasses.dataclass(frozen=True)
 class PoolSums:
-    """The synthetic points in the current fit: count, Σy and Σyyᵀ with y = x − ref.
+    """The synthetic points in the current fit: count, Σy and Σyyᵀ with y = x − c.
 
-    ``ref`` is the run's real-set mean, fixed for the run, so the sums stay small (and
-    precise in float32) wherever the model wanders; ``gauss.fit_groups`` merges them with
-    the real set.
+    A growing pool (``accumulate``, ``toy``) uses one c for the whole run, the real-set
+    mean (the real data keep the pool near it); a single set (``augment``, ``replace``) is
+    centred on its own mean, so the sums stay precise in float32 wherever the model
+    wanders. ``gauss.fit_groups`` merges them with the real set.
     """
 
     count: Float[Array, ""]
@@ -196,7 +197,7 @@ def generation(
     Args:
         spec: static loop description.
         key: the run's key.
-        real_stats: (count, centre, scatter) of the real set; the centre is the pool's ref.
+        real_stats: (count, centre, scatter) of the real set.
         lam: λ.
         gamma: γ.
         target: p_θ*.
@@ -215,7 +216,12 @@ def generation(
     mask = jnp.arange(spec.k_max) < k
     corrected = ops.make_corrector(spec.correction, gamma, target)(k_correct, synth, mask=mask)
     real_n, ref, real_scatter = real_stats
-    new = PoolSums.of(corrected - ref, mask.astype(ref.dtype))
+    weights = mask.astype(ref.dtype)
+    if spec.workflow in ("accumulate", "toy"):
+        center = ref  # one reference for the whole pool
+    else:  # the fit sees this set only: centre it on itself (replace may drift far from ref)
+        center = weights @ corrected / jnp.maximum(jnp.sum(weights), 1.0)
+    new = PoolSums.of(corrected - center, weights)
     pool, recent = new, None
     if spec.workflow == "accumulate":
         pool = state.pool + new
@@ -231,7 +237,7 @@ def generation(
         recent = state.recent.at[t - 1 - start].set(corrected)
     theta = gauss.fit_groups(
         jnp.stack([real_n, pool.count]),
-        jnp.stack([ref, ref]),
+        jnp.stack([ref, center]),
         jnp.stack([jnp.zeros_like(ref), pool.s1]),
         jnp.stack([real_scatter, pool.s2]),
     )

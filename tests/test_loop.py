@@ -159,3 +159,24 @@ def test_bad_config_raises_before_work():
         toy.Config(lam=-1.0)
     with pytest.raises(ValueError, match="n_real"):
         toy.Config(n_real=0)
+
+
+@pytest.mark.parametrize("workflow", ["replace", "augment"])
+def test_single_set_fit_is_precise_far_from_the_real_data(workflow):
+    """A model 1000 away from the real mean: θ_t still equals the float64 refit in float32."""
+    with jax.enable_x64(False):
+        spec = loop.LoopSpec(workflow, "identity", 5, 20, 20)
+        key, target = jax.random.key(5), gauss.standard(2)
+        real = np.asarray(gauss.sample(jax.random.key(6), target, 20), float)
+        stats = loop._real_stats(spec, gauss.fit(jnp.asarray(real)))
+        pool = loop.PoolSums(jnp.zeros(()), jnp.zeros(2), jnp.zeros((2, 2)))
+        mean, cov = jnp.asarray([1000.0, -1000.0]), jnp.asarray([[1.0, 0.3], [0.3, 0.5]])
+        state = loop.LoopState(gauss.Gaussian(mean, cov), pool, None)
+        for t in range(1, 6):
+            state, out = loop.generation(spec, key, stats, 1.0, 0.0, target, None, state, t)
+            assert state.theta.cov.dtype == jnp.float32
+            x = np.asarray(out[-1], float)
+            if workflow == "augment":
+                x = np.concatenate([real, x])
+            np.testing.assert_allclose(state.theta.mean, x.mean(0), rtol=1e-6)
+            np.testing.assert_allclose(state.theta.cov, np.cov(x.T, bias=True), rtol=1e-3)
