@@ -99,6 +99,11 @@ class PoolSums:
     s2: Float[Array, "d d"]
 
     @staticmethod
+    def zeros(d: int, dtype=None) -> PoolSums:
+        """The empty pool."""
+        return PoolSums(jnp.zeros((), dtype), jnp.zeros(d, dtype), jnp.zeros((d, d), dtype))
+
+    @staticmethod
     def of(y: Float[Array, "k d"], weights: Float[Array, " k"]) -> PoolSums:
         return PoolSums(jnp.sum(weights), weights @ y, jnp.einsum("k,ki,kj->ij", weights, y, y))
 
@@ -290,8 +295,8 @@ def simulate(
     zeros = partial(jnp.zeros, dtype=dtype)
     toy = spec.workflow == "toy"
     history = zeros((n_chunks * chunk, spec.k_max, d)) if toy else None
-    pool = PoolSums(zeros(()), zeros(d), zeros((d, d)))
-    init = LoopState(theta0, pool, zeros((chunk, spec.k_max, d)) if toy else None)
+    recent = zeros((chunk, spec.k_max, d)) if toy else None
+    init = LoopState(theta0, PoolSums.zeros(d, dtype), recent)
 
     def run_chunk(carry, c):
         state, hist, final = carry

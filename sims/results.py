@@ -40,26 +40,32 @@ def config_dict(cfg) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
 
 
+def _short_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def config_hash(cfg) -> str:
     """Short content hash of a config (stable across runs and machines)."""
-    blob = json.dumps(config_dict(cfg), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return _short_hash(config_dict(cfg))
 
 
 def run_hash(cfg) -> str:
     """Hash of a long-run config with ``generations`` left out (a run may be extended by
     resuming it with more generations)."""
-    d = dataclasses.asdict(dataclasses.replace(cfg, generations=1))
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return _short_hash(dataclasses.asdict(dataclasses.replace(cfg, generations=1)))
 
 
-def claim_run_dir(run_dir: Path | None, cfg, resume: bool) -> None:
+def claim_run_dir(run_dir: Path | None, cfg, resume: bool) -> str:
     """Marks ``run_dir`` as holding the run of ``cfg`` (``run.json``), or checks that it
-    already does when resuming; a clear error before any work otherwise."""
-    if run_dir is None:
-        return
-    marker = Path(run_dir) / "run.json"
+    already does when resuming; a clear error before any work otherwise.
+
+    Returns:
+        ``run_hash(cfg)``, which the loops store in their checkpoints.
+    """
     h = run_hash(cfg)
+    if run_dir is None:
+        return h
+    marker = Path(run_dir) / "run.json"
     if marker.exists():
         old = json.loads(marker.read_text())
         if not resume:
@@ -72,6 +78,7 @@ def claim_run_dir(run_dir: Path | None, cfg, resume: bool) -> None:
     else:
         blob = json.dumps({"hash": h, "config": dataclasses.asdict(cfg)}, default=str).encode()
         write_bytes(marker, blob)
+    return h
 
 
 def provenance(cfg=None, seeds=None) -> dict[str, Any]:

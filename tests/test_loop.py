@@ -13,16 +13,22 @@ from theory import gaussian as gauss
 K_SE = 5.0
 
 
+def manual_start(spec, real, theta=None, chunk=1):
+    """Real-set statistics and the state before generation 1, for stepping by hand."""
+    fit = gauss.fit(jnp.asarray(real))
+    recent = jnp.zeros((chunk, spec.k_max, 2)) if spec.workflow == "toy" else None
+    state = loop.LoopState(fit if theta is None else theta, loop.PoolSums.zeros(2), recent)
+    return loop._real_stats(spec, fit), state
+
+
 def test_chunked_scan_equals_python_loop():
     spec = loop.LoopSpec("toy", "histogram", 7, 20, 10)
     key, target = jax.random.key(0), gauss.standard(2)
     real = gauss.sample(jax.random.key(1), target, 20)
     a = loop.simulate(spec, key, real, 0.5, 1.0, target, chunk=3)
     b = loop.simulate(spec, key, real, 0.5, 1.0, target, chunk=1)
-    stats = loop._real_stats(spec, gauss.fit(real))
+    stats, state = manual_start(spec, real)
     hist = jnp.zeros((7, 10, 2))
-    pool = loop.PoolSums(jnp.zeros(()), jnp.zeros(2), jnp.zeros((2, 2)))
-    state = loop.LoopState(gauss.fit(real), pool, jnp.zeros((1, 10, 2)))
     w2 = []
     for t in range(1, 8):
         state, out = loop.generation(spec, key, stats, 0.5, 1.0, target, hist, state, t)
@@ -59,10 +65,7 @@ def test_pool_fit_equals_direct_fit_on_the_stored_sets(workflow):
     spec = loop.LoopSpec(workflow, "histogram", 40, 20, 10)
     key, target = jax.random.key(3), gauss.standard(2)
     real = np.asarray(gauss.sample(jax.random.key(4), target, 20), float)
-    stats = loop._real_stats(spec, gauss.fit(jnp.asarray(real)))
-    pool = loop.PoolSums(jnp.zeros(()), jnp.zeros(2), jnp.zeros((2, 2)))
-    recent = jnp.zeros((1, 10, 2)) if workflow == "toy" else None
-    state = loop.LoopState(gauss.fit(jnp.asarray(real)), pool, recent)
+    stats, state = manual_start(spec, real)
     hist, sets = jnp.zeros((40, 10, 2)), []
     for t in range(1, 41):
         state, out = loop.generation(spec, key, stats, 0.5, 1.0, target, hist, state, t)
@@ -168,10 +171,8 @@ def test_single_set_fit_is_precise_far_from_the_real_data(workflow):
         spec = loop.LoopSpec(workflow, "identity", 5, 20, 20)
         key, target = jax.random.key(5), gauss.standard(2)
         real = np.asarray(gauss.sample(jax.random.key(6), target, 20), float)
-        stats = loop._real_stats(spec, gauss.fit(jnp.asarray(real)))
-        pool = loop.PoolSums(jnp.zeros(()), jnp.zeros(2), jnp.zeros((2, 2)))
         mean, cov = jnp.asarray([1000.0, -1000.0]), jnp.asarray([[1.0, 0.3], [0.3, 0.5]])
-        state = loop.LoopState(gauss.Gaussian(mean, cov), pool, None)
+        stats, state = manual_start(spec, real, gauss.Gaussian(mean, cov))
         for t in range(1, 6):
             state, out = loop.generation(spec, key, stats, 1.0, 0.0, target, None, state, t)
             assert state.theta.cov.dtype == jnp.float32

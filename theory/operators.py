@@ -296,9 +296,8 @@ def n_synthetic(lam, n_real: int) -> Array:
     A 1e-6 tolerance absorbs float round-off (0.29 × 100 = 28.999… gives 29). Concrete λ is
     computed in NumPy (float64): a config check then costs no JAX dispatch or compilation.
     """
-    if is_traced(lam):
-        return jnp.floor(as_float(lam) * n_real + 1e-6).astype(jnp.int32)
-    return np.floor(np.asarray(lam, np.float64) * n_real + 1e-6).astype(np.int32)
+    xp, lam = (jnp, as_float(lam)) if is_traced(lam) else (np, np.asarray(lam, np.float64))
+    return xp.floor(lam * n_real + 1e-6).astype(xp.int32)
 
 
 def retrain(real: Float[Array, "n d"], synthetic: Float[Array, "k d"], lam) -> gauss.Gaussian:

@@ -187,10 +187,6 @@ class Config:
             classifier_steps=60,
         )
 
-    def resumable_hash(self) -> str:
-        """Hash of everything but ``generations`` (a run may be extended by resuming)."""
-        return results_io.run_hash(self)
-
 
 def chains(cfg: Config) -> list[tuple[str, str, float | None]]:
     """(name, arm, λ) of every chain; the baseline is one chain shared by all λ."""
@@ -465,8 +461,7 @@ def run(
 
     t_start = time.perf_counter()
     ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else None
-    h = cfg.resumable_hash()
-    results_io.claim_run_dir(ckpt_dir, cfg, resume)
+    h = results_io.claim_run_dir(ckpt_dir, cfg, resume)
     s = prepare(cfg, cache_dir)
     timing = {"setup": time.perf_counter() - t_start}
     opt = finetune_optimizer(cfg)

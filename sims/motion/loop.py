@@ -195,10 +195,6 @@ class Config:
             n_boot=10,
         )
 
-    def resumable_hash(self) -> str:
-        """Hash of everything but ``generations`` (a run may be extended by resuming)."""
-        return results.run_hash(self)
-
 
 def n_synth(n: int, lam: float) -> int:
     """⌊λn⌋ synthetic motions per generation (paper: eq. (5))."""
@@ -744,7 +740,7 @@ def run(
 
     t_start = time.perf_counter()
     ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else None
-    results.claim_run_dir(ckpt_dir, cfg, resume)
+    h = results.claim_run_dir(ckpt_dir, cfg, resume)
     s = prepare(cfg)
     timing = {
         "setup": time.perf_counter() - t_start,
@@ -754,7 +750,6 @@ def run(
         "generations": 0,
     }
     opt = _adam(cfg.finetune_lr)
-    h = cfg.resumable_hash()
     all_chains = chains(cfg)
     groups = sorted({(c["n"], c["seed"]) for c in all_chains})
     gen0 = {}
