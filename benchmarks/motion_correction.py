@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     if args.runs < 1 or args.frames < 20:
         raise SystemExit("--runs must be >= 1 and --frames >= 20")
 
-    from sims import results
+    from sims.common import results
     from sims.motion import dataset as ds
 
     data = ds.load(ds.Config(n=64, frames=args.frames))

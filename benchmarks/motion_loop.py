@@ -48,7 +48,7 @@ def timed(fn, runs: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from sims import results
+    from sims.common import results
     from sims.motion import evaluator as ev_mod
     from sims.motion import generator as gen
     from sims.motion import loop, physics

@@ -2,9 +2,9 @@
 
 Measures, in one invocation on this machine:
 
-- ``explicit``: ``sims.loop.sweep`` (every synthetic point drawn, ideal π_γ, augment) on a
+- ``explicit``: ``sims.gaussian.loop.sweep`` (every synthetic point drawn, ideal π_γ, augment) on a
   sub-grid (default 8 λ × 8 γ × 32 seeds × 300 generations), compiled, median of reps;
-- ``statistics``: ``sims.sweep.grid`` on the same cells, seeds and generations, compiled,
+- ``statistics``: ``sims.gaussian.sweep.grid`` on the same cells, seeds and generations, compiled,
   median of reps; the ratio is the speed-up of the sufficient-statistic sampler;
 - ``default grid``: the whole default phase diagram (64 × 64 × 32 seeds × 300 generations,
   d = 2) in a fresh process, compilation included (the acceptance number, target < 180 s),
@@ -27,7 +27,7 @@ import numpy as np
 
 _FULL = """
 import time
-from sims import phase_diagram as pd
+from sims.gaussian import phase as pd
 start = time.perf_counter()
 pd.main(pd.Config())
 print(time.perf_counter() - start)
@@ -48,9 +48,9 @@ def subgrid(reps: int, n_lam: int, n_gamma: int, seeds: int, generations: int) -
     import jax
     import jax.numpy as jnp
 
-    from sims import loop, sweep
-    from sims import phase_diagram as pd
-    from sims.gaussian_toy import real_sets
+    from sims.gaussian import loop, sweep
+    from sims.gaussian import phase as pd
+    from sims.gaussian.toy import real_sets
     from theory import gaussian as gauss
 
     cfg = pd.Config(n_lam=n_lam, n_gamma=n_gamma, seeds=seeds, generations=generations)

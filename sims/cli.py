@@ -98,8 +98,8 @@ def run_gaussian_toy(cfg, out_dir: Path, panels: bool = True) -> dict:
     """Runs the configured protocol (and the two companion panels), saves JSON + figure."""
     import jax
 
-    from sims import gaussian_toy as toy
-    from sims import plotting, results
+    from sims.common import results
+    from sims.gaussian import plotting, toy
 
     print(
         f"gaussian-toy: {cfg.workflow}/{cfg.correction}, {len(cfg.gammas)} γ × "
@@ -148,7 +148,7 @@ def run_gaussian_toy(cfg, out_dir: Path, panels: bool = True) -> dict:
 
 
 def _gaussian_toy(args) -> int:
-    from sims import gaussian_toy as toy
+    from sims.gaussian import toy
 
     cfg = toy.Config(
         gammas=args.gammas,
@@ -180,7 +180,8 @@ def run_bounds(out_dir: Path) -> dict:
 def _bounds_figure(out_dir: Path) -> dict:
     import numpy as np
 
-    from sims import plotting, results
+    from sims.common import results
+    from sims.gaussian import plotting
     from theory import bounds, constants
 
     examples = {
@@ -248,8 +249,9 @@ def run_phase(cfg, out_dir: Path) -> dict:
     import numpy as np
     from tqdm import tqdm
 
-    from sims import phase_diagram as pd
-    from sims import plotting, results, sweep
+    from sims.common import results
+    from sims.gaussian import phase as pd
+    from sims.gaussian import plotting, sweep
 
     cells = cfg.n_lam * cfg.n_gamma
     print(
@@ -283,8 +285,9 @@ def run_phase(cfg, out_dir: Path) -> dict:
 
 def run_workflows(cfg, out_dir: Path) -> dict:
     """replace / augment / accumulate comparison; saves JSON + PNG."""
-    from sims import phase_diagram as pd
-    from sims import plotting, results
+    from sims.common import results
+    from sims.gaussian import phase as pd
+    from sims.gaussian import plotting
 
     res = pd.workflows(cfg)
     print(f"workflows: done in {res['seconds']:.1f} s (compilation included)", flush=True)
@@ -301,7 +304,7 @@ def run_workflows(cfg, out_dir: Path) -> dict:
 
 
 def _phase(args) -> int:
-    from sims import phase_diagram as pd
+    from sims.gaussian import phase as pd
 
     fields = {f.name for f in dataclasses.fields(pd.Config)}
     cfg = pd.Config(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
@@ -310,7 +313,7 @@ def _phase(args) -> int:
 
 
 def _workflows(args) -> int:
-    from sims import phase_diagram as pd
+    from sims.gaussian import phase as pd
 
     fields = {f.name for f in dataclasses.fields(pd.WorkflowsConfig)}
     cfg = pd.WorkflowsConfig(
@@ -321,8 +324,9 @@ def _workflows(args) -> int:
 
 
 def run_effective_gamma(cfg, out_dir: Path) -> dict:
-    """γ̂ table of the Gaussian correctors (``sims.effective``); prints it, saves JSON."""
-    from sims import effective, results
+    """γ̂ table of the Gaussian correctors (``sims.gaussian.effective``); prints it, saves JSON."""
+    from sims.common import results
+    from sims.gaussian import effective
 
     res = effective.main(cfg)
     print(f"{'correction':>20} {'γ':>5} {'γ̂':>8}  95% CI              rel. residual")
@@ -339,7 +343,7 @@ def run_effective_gamma(cfg, out_dir: Path) -> dict:
 
 
 def _effective_gamma(args) -> int:
-    from sims import effective
+    from sims.gaussian import effective
 
     cfg = effective.Config(
         corrections=tuple(args.corrections.split(",")),
@@ -355,10 +359,9 @@ def _effective_gamma(args) -> int:
 
 
 def _figures(args) -> int:
-    from sims import effective
-    from sims import gaussian_toy as toy
-    from sims import phase_diagram as pd
     from sims.digits import cli as digits_cli
+    from sims.gaussian import effective, toy
+    from sims.gaussian import phase as pd
     from sims.motion.cli import figures as motion_figures
     from sims.motion.cli import loop_figures as motion_loop_figures
 
@@ -375,10 +378,9 @@ def _figures(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from sims import effective, loop, sweep
-    from sims import gaussian_toy as toy
-    from sims import phase_diagram as pd
     from sims.digits import cli as digits_cli
+    from sims.gaussian import effective, loop, sweep, toy
+    from sims.gaussian import phase as pd
     from sims.motion import cli as motion_cli
     from theory import operators as ops
 

@@ -6,6 +6,8 @@ are passed through unchecked (validate at the edge, before tracing).
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,3 +59,41 @@ def check_positive_int(name: str, x: int) -> None:
     """Raises ValueError unless ``x`` is an integer >= 1 (sizes such as n, d, seeds)."""
     if isinstance(x, bool) or not isinstance(x, int | np.integer) or x < 1:
         raise ValueError(f"{name} must be an integer >= 1; got {x!r}")
+
+
+def check_matrix(name: str, x, min_rows: int = 1) -> None:
+    """Raises ValueError unless ``x`` is a finite 2-D (n, d) array with n >= ``min_rows``."""
+    if is_traced(x):
+        return
+    a = np.asarray(x)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n, d); got shape {a.shape}")
+    if a.shape[0] < min_rows or a.shape[1] < 1:
+        raise ValueError(f"{name} needs at least {min_rows} rows and 1 column; got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} has non-finite entries")
+
+
+def check_vector(name: str, x, min_len: int = 1) -> None:
+    """Raises ValueError unless ``x`` is a finite 1-D array of length >= ``min_len``."""
+    if is_traced(x):
+        return
+    a = np.asarray(x)
+    if a.ndim != 1 or a.shape[0] < min_len:
+        raise ValueError(f"{name} must be a 1-D array of length >= {min_len}; got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} has non-finite entries")
+
+
+def check_p(p) -> None:
+    """Raises ValueError unless the Wasserstein order ``p`` is a finite number >= 1."""
+    if isinstance(p, bool) or not isinstance(p, int | float) or not (1 <= p < math.inf):
+        raise ValueError(f"p must be a finite number >= 1; got {p!r}")
+
+
+def as_samples(name: str, x, min_rows: int) -> jax.Array:
+    """(n,) or (n, d) samples as an (n, d) float array, validated."""
+    if not is_traced(x) and np.ndim(x) == 1:
+        x = np.asarray(x)[:, None]
+    check_matrix(name, x, min_rows)
+    return as_float(x)

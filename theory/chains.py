@@ -7,7 +7,7 @@ Notation. The ideal corrector π_γ keeps each synthetic point of p_θ with prob
 q = 1/(1+γ) and otherwise replaces it by a fresh draw of p_θ* (``theory.operators.ideal``);
 q = 0 at γ = inf. k = ⌊λn⌋ synthetic points per generation (``theory.operators.n_synthetic``,
 floor with a 1e-6 tolerance). In one dimension θ* = (m*, v*) and e = μ − m* is the error of
-the mean. Three data workflows, as in ``sims.loop``:
+the mean. Three data workflows, as in ``sims.gaussian.loop``:
 
 - ``augment`` (the paper's Algorithm 1): a fixed real set of n points plus k fresh corrected
   synthetic points per generation (``mean_chain``, ``mean_chain_moments``; the full
@@ -433,7 +433,7 @@ def accumulate_moments(
 ) -> tuple[Float[Array, "T1 ..."], Float[Array, "T1 ..."]]:
     """Exact (E μ_t, Var μ_t), t = 0..T, of the ``accumulate`` mean chain (1-D, known σ²).
 
-    Paper: PAPER.md §6 ("accumulate (error stays bounded)"); ``sims.loop`` workflow
+    Paper: PAPER.md §6 ("accumulate (error stays bounded)"); ``sims.gaussian.loop`` workflow
     ``accumulate``. The real set (n points, mean m̄) is fixed; set j (k = ⌊λn⌋ points) is
     drawn from π_γ p_{μ_{j−1}} and kept forever; generation t ≥ 1 fits
     μ_t = (n m̄ + Σ_{j≤t} S_j)/N_t with N_t = n + tk, S_j the sum of set j; μ₀ is free.
@@ -561,7 +561,7 @@ def mean_deviation(
 
     Weights: the finite map weighs the synthetic term by k/n = ⌊λn⌋/n, the paper's G^∞_λ by
     λ. With μ_pop the mean of ``gauss.population_map`` at weight w = ``population_lam``
-    (default k/n, as ``sims.gaussian_toy.one_step_deviations`` does), E μ̂ = μ_pop exactly
+    (default k/n, as ``sims.gaussian.toy.one_step_deviations`` does), E μ̂ = μ_pop exactly
     and only the trace remains; with w = λ and λn not an integer a bias
     (k/n − λ)-sized term is added. By Chebyshev, P(‖μ̂ − μ_pop‖ ≥ s) ≤ E‖·‖²/s², so the
     mean part of τ_n(δ) is at most sqrt(E‖μ̂ − μ_pop‖²/δ) (distribution-free, loose);
@@ -607,7 +607,7 @@ def tau_upper(deviations: Float[Array, " m"], delta, confidence=0.95) -> Float[A
     Paper: Assumption 3, τ_n(δ) = the (1−δ)-quantile of ‖π_γG^n_λ(θ) − π_γG^∞_λ(θ)‖ (at
     fixed θ; the assumption asks for it uniformly over θ ∈ U, so feed draws at the worst θ
     or take the maximum over a grid of θ). ``deviations`` are m i.i.d. Monte-Carlo draws
-    (e.g. ``sims.gaussian_toy.one_step_deviations``).
+    (e.g. ``sims.gaussian.toy.one_step_deviations``).
 
     Derivation. Let ξ = inf{x : F(x) ≥ p}, p = 1 − δ, so F(ξ⁻) ≤ p for any law F. The order
     statistic X_(r) is < ξ only if at least r draws are < ξ, and #{X_i < ξ} ~

@@ -77,7 +77,7 @@ def _title(cfg, out: dict) -> str:
 
 def payload_of(cfg, out: dict, provenance: dict | None = None) -> dict:
     """The Fig. 8 data file: config, provenance, results (λ → arm → metric lists), + floor."""
-    from sims import results
+    from sims.common import results
 
     return {
         "config": results.config_dict(cfg),
@@ -172,7 +172,7 @@ def summary(payload: dict, last: int = 10) -> str:
 
 def run_digits(cfg, out_dir: Path, *, resume: bool = False, progress: bool = True) -> dict:
     """Runs/resumes into ``out_dir``; writes results.json, samples.npz and figures there."""
-    from sims import results
+    from sims.common import results
     from sims.digits import effective, loop
 
     out_dir = Path(out_dir)
@@ -206,7 +206,7 @@ def figures(out: Path, run_dir: Path = LONG_RUN_DIR) -> list[Path]:
     Without a run in ``run_dir`` the committed ``fig8_digits.json`` and
     ``fig3_digits_samples.npz`` in ``out`` are re-plotted (nothing is recomputed).
     """
-    from sims import results
+    from sims.common import results
 
     out = Path(out)
     src = run_dir / "results.json"

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
-from sims.diffusion import posterior_sample, respaced_timesteps, sinusoid
+from sims.common.diffusion import posterior_sample, respaced_timesteps, sinusoid
 
 F32 = jnp.float32
 NULL_LABEL = 10  # the "no label" class used for classifier-free guidance

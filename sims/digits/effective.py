@@ -1,10 +1,8 @@
-"""Hook: the effective correction strength γ̂ of the K-means corrector (paper App. C).
+"""The effective correction strength γ̂ of the K-means corrector (paper App. C).
 
-The estimator is ``theory.constants.effective_gamma(key, corrector, model_samples,
-target_samples, labels=None, ...)`` (phase-diagram issue). We feed it the LeNet features
+The estimator is ``theory.effective_gamma.effective_gamma``. We feed it the LeNet features
 (the evaluator's space) of: the model's samples (p_θ), the same samples after the K-means
-correction (Π(X)), and held-out real images (stand-in for p_θ*). When this checkout has no
-estimator, the functions return ``{"status": ...}`` saying so and nothing else changes.
+correction (Π(X)), and held-out real images (stand-in for p_θ*).
 
 After a run: ``python -m sims.digits.effective out/digits_long`` writes
 ``effective_gamma.json`` into the run directory (generation-0 samples and the last
@@ -19,18 +17,10 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-MISSING = {"status": "theory.constants.effective_gamma not in this checkout (hook only)"}
-
-
-def estimator():
-    """``theory.constants.effective_gamma`` if this checkout has it, else None."""
-    try:
-        from theory.constants import effective_gamma
-    except ImportError:
-        return None
-    return effective_gamma
+from theory.effective_gamma import effective_gamma
 
 
 def _plain(out) -> dict:
@@ -56,11 +46,6 @@ def effective_gamma_features(
     the batch it is given (row i of ``model_features`` ↦ row i of ``corrected_features``),
     so it is valid only for exactly ``model_features`` (the estimator applies it once).
     """
-    fn = estimator()
-    if fn is None:
-        return dict(MISSING)
-    import jax.numpy as jnp
-
     model = jnp.asarray(model_features, jnp.float32)
     corrected = jnp.asarray(corrected_features, jnp.float32)
 
@@ -70,7 +55,9 @@ def effective_gamma_features(
             raise ValueError("the feature-space corrector only maps the batch it was built for")
         return corrected
 
-    out = fn(key, corrector, model, jnp.asarray(real_features, jnp.float32), labels, **kwargs)
+    out = effective_gamma(
+        key, corrector, model, jnp.asarray(real_features, jnp.float32), labels, **kwargs
+    )
     return {"status": "ok", **_plain(out)}
 
 
@@ -78,8 +65,6 @@ def for_samples(cfg, setup, images: np.ndarray, labels: np.ndarray, key: jax.Arr
     """γ̂ of the run's corrector on given model samples, in the setup's LeNet feature space."""
     from sims.digits import evaluator, loop
 
-    if estimator() is None:
-        return dict(MISSING)
     corrected = np.asarray(loop.corrector_for(cfg, setup)(key, images, labels))
     fm, _ = evaluator.features_and_logits(setup.classifier, images)
     fc, _ = evaluator.features_and_logits(setup.classifier, corrected)
@@ -90,8 +75,6 @@ def for_samples(cfg, setup, images: np.ndarray, labels: np.ndarray, key: jax.Arr
 
 def for_run(cfg, out: dict) -> dict:
     """γ̂ on the last-generation samples of the largest-λ iterative chain of ``loop.run``."""
-    if estimator() is None:
-        return dict(MISSING)
     lam = max(cfg.lams)
     imgs, labels = out["final_samples"][f"iterative_lam{lam:g}"]
     return {
@@ -102,7 +85,7 @@ def for_run(cfg, out: dict) -> dict:
 
 def from_run_dir(run_dir: Path) -> dict:
     """Recomputes γ̂ from a finished (or partial) run's checkpoints; writes effective_gamma.json."""
-    from sims import results
+    from sims.common import results
     from sims.digits import loop
 
     run_dir = Path(run_dir)

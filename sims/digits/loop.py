@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sims import results as results_io
+from sims.common import results as results_io
 from sims.digits import data as data_mod
 from sims.digits import ddpm, evaluator, kmeans
 from theory._checks import check_nonneg, check_positive_int

@@ -3,7 +3,6 @@ diversity and class-accuracy curves. Provenance goes into the PNG metadata."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -12,19 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from sims.common.plotting import save
+
 ARM_STYLE = {
     "baseline": ("tab:gray", "baseline (real only)"),
     "iterative": ("tab:red", "iterative fine-tuning"),
     "corrected": ("tab:blue", "iterative fine-tuning + K-means correction"),
 }
-
-
-def _save(fig, path, provenance) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={"Description": json.dumps(provenance, default=str)})
-    plt.close(fig)
-    return path
 
 
 def _tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -50,7 +43,7 @@ def fig7(centroids: np.ndarray, path, provenance: dict, levels: int | None = Non
     )
     ax.set_xticks([])
     ax.set_title(f"K-means centroids per digit\n(K = {k}, rounded to pixel values)", fontsize=9)
-    return _save(fig, path, provenance)
+    return save(fig, path, provenance)
 
 
 def _wrap(text: str, fig) -> str:
@@ -92,7 +85,7 @@ def fig8(payload: dict, path, provenance: dict) -> Path:
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7)
     fig.suptitle(_wrap(payload.get("title", "Digits: FID per generation"), fig), fontsize=8)
     fig.tight_layout(rect=(0, 0.07, 1, 0.88))
-    return _save(fig, path, provenance)
+    return save(fig, path, provenance)
 
 
 def curves(payload: dict, path, provenance: dict) -> Path:
@@ -120,7 +113,7 @@ def curves(payload: dict, path, provenance: dict) -> Path:
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7)
     fig.suptitle(_wrap(payload.get("title", "Digits: diversity and accuracy"), fig), fontsize=8)
     fig.tight_layout(rect=(0, 0.04, 1, 0.93))
-    return _save(fig, path, provenance)
+    return save(fig, path, provenance)
 
 
 def fig3(grids: dict[str, np.ndarray], path, provenance: dict, title: str = "") -> Path:
@@ -132,7 +125,7 @@ def fig3(grids: dict[str, np.ndarray], path, provenance: dict, title: str = "") 
         ax.axis("off")
     fig.suptitle(_wrap(title, fig), fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.88))
-    return _save(fig, path, provenance)
+    return save(fig, path, provenance)
 
 
 def grid_by_class(images: np.ndarray, labels: np.ndarray, per_class: int = 10) -> np.ndarray:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sims.common import watchdog
+
 __all__ = ["LOOP_MODES", "add_parser", "figures", "loop_config", "run_loop"]
 
 LOOP_MODES = ("quick", "long", "full", "smoke")
@@ -33,7 +35,7 @@ def _dataset_cfg(args):
 
 def run_demo(cfg, out_dir: Path, gif: bool = True, prov: dict | None = None) -> dict:
     """Runs ``demo.main`` and saves JSON, trajectories (NPZ) and the comparison figure."""
-    from sims import results
+    from sims.common import results
     from sims.motion import demo, render
 
     print(
@@ -102,7 +104,7 @@ def run_demo(cfg, out_dir: Path, gif: bool = True, prov: dict | None = None) -> 
 
 def render_dataset(cfg, out_dir: Path, prov: dict | None = None) -> Path:
     """One example of every class, as key-frame strips, with the dataset's texts."""
-    from sims import results
+    from sims.common import results
     from sims.motion import dataset as ds
     from sims.motion import render
 
@@ -189,7 +191,7 @@ def _dataset(args) -> int:
 
 def figures(out_dir: Path) -> None:
     """Regenerates the committed motion figures (C backend, ≈ 2 min on 2 CPU cores)."""
-    from sims import results
+    from sims.common import results
     from sims.motion import dataset as ds
     from sims.motion import demo
 
@@ -393,7 +395,7 @@ def plot_loop(payload: dict, frames: dict | None, out_dir: Path) -> list[Path]:
 def run_loop(cfg, out_dir: Path, *, resume: bool = False, progress: bool = True) -> dict:
     """Runs/resumes the loop into ``out_dir``; writes results.json, fig5_motion.npz and the
     figures there; returns the payload."""
-    from sims import results
+    from sims.common import results
     from sims.motion import loop
 
     out_dir = Path(out_dir)
@@ -435,7 +437,7 @@ def _loop(args) -> int:
     cfg = loop_config(args)
     out = Path(args.loop_out or f"out/motion_{args.mode}")
     if args.watchdog is not None:
-        return supervise(_command_without_watchdog(), out, args.watchdog)
+        return watchdog.supervise(watchdog.command_without_watchdog(), out, args.watchdog)
     print(
         f"motion --{args.mode}: runs (n, λ, seed) = {list(cfg.runs)}, "
         f"{cfg.generations} generations, γ = {cfg.gamma}, physics {cfg.backend} → {out}"
@@ -444,72 +446,13 @@ def _loop(args) -> int:
     return 0
 
 
-def _newest_checkpoint(out: Path) -> float:
-    times = [p.stat().st_mtime for p in (*out.glob("*.npz"), *out.glob("chains/*.npz"))]
-    return max(times, default=0.0)
-
-
-def _command_without_watchdog() -> list[str]:
-    import sys
-
-    argv, skip = [], False
-    for a in sys.argv[1:]:
-        if skip:
-            skip = False
-        elif a == "--watchdog":
-            skip = True
-        elif not a.startswith("--watchdog="):
-            argv.append(a)
-    return [sys.executable, "-m", "sims.cli", *argv]
-
-
-def supervise(
-    cmd: list[str], out: Path, stale_s: float, max_restarts: int = 20, poll_s: float = 10.0
-) -> int:
-    """Runs ``cmd`` (this very command without ``--watchdog``) in a child process; when no
-    checkpoint appears in ``out`` for ``stale_s`` seconds, kills the child and restarts it
-    with ``--resume`` (a resumed run equals an uninterrupted one). A child that exits is
-    not restarted: its exit code is returned.
-
-    Why: on a 2-core CPU the jitted corrected step (MJX inside) hung twice in ~300 calls of
-    the ``--long`` run (0 % CPU, every XLA thread waiting), the MJX-on-CPU hang noted in
-    DESIGN.md; checkpoints make a restart lose at most the generation in progress.
-    """
-    import subprocess
-    import time
-
-    if not stale_s > 0:
-        raise ValueError(f"watchdog must be > 0 seconds; got {stale_s}")
-    cmd = list(cmd)
-    for _ in range(max_restarts + 1):
-        child = subprocess.Popen(cmd)
-        started = time.time()
-        while child.poll() is None:
-            time.sleep(poll_s)
-            if time.time() - max(started, _newest_checkpoint(out)) > stale_s:
-                print(f"watchdog: no checkpoint for {stale_s:.0f} s; restarting with --resume")
-                child.terminate()
-                try:
-                    child.wait(30)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
-                break
-        else:
-            return child.returncode
-        if "--resume" not in cmd:
-            cmd.append("--resume")
-    print(f"watchdog: gave up after {max_restarts} restarts")
-    return 1
-
-
 def loop_figures(out: Path, run_dir: Path = LONG_RUN_DIR) -> list[Path]:
     """``scsc figures``: copies the finished long run's data into ``out`` and re-plots.
 
     Without a finished run in ``run_dir`` the committed ``fig4_motion.json`` and
     ``fig5_motion.npz`` in ``out`` are re-plotted (nothing is recomputed).
     """
-    from sims import results
+    from sims.common import results
 
     out = Path(out)
     src = run_dir / "results.json"

@@ -32,7 +32,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from sims import results
+from sims.common import results
 from sims.motion import humanoid as hm
 
 __all__ = ["CLASSES", "Config", "load", "make_reference", "sample_params"]

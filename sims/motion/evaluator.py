@@ -45,8 +45,8 @@ import optax
 from jaxtyping import Array, Bool, Float, Int
 from threadpoolctl import threadpool_limits
 
-from sims import results
-from sims.digits.evaluator import diversity, fid, fid_bootstrap
+from sims.common import results
+from sims.common.metrics import diversity, fid, fid_bootstrap
 from sims.motion import dataset as ds
 from sims.motion.representation import N_FEATURES
 
@@ -589,7 +589,7 @@ def evaluate(
 
     Returns:
         ``fid`` (against all real motions) with its bootstrap ``fid_ci`` (95 %, shift
-        removed: ``digits.evaluator.fid_bootstrap``); ``fid_floor``: FID between two
+        removed: ``sims.common.metrics.fid_bootstrap``); ``fid_floor``: FID between two
         disjoint random halves of the real motions of ``fid_floor_n = min(n, m // 2)``
         motions each (the value a perfect generator reaches at that sample size);
         ``diversity`` (mean distance over all pairs, the expectation of HumanML3D's

@@ -39,7 +39,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int
 
-from sims.diffusion import posterior_sample, sinusoid
+from sims.common.diffusion import posterior_sample, sinusoid
 from sims.motion.representation import N_FEATURES
 from theory._checks import check_nonneg, check_positive_int
 

@@ -50,8 +50,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sims import results
-from sims.diffusion import respaced_timesteps
+from sims.common import results
+from sims.common.diffusion import respaced_timesteps
 from sims.motion import dataset as ds
 from sims.motion import evaluator as ev_mod
 from sims.motion import generator as gen

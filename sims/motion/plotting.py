@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sims.plotting import _save
+from sims.common.plotting import save
 
 __all__ = ["fig4", "fig5", "seeds"]
 
@@ -87,7 +87,7 @@ def fig4(payload: dict, path: str | Path) -> Path:
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0.02, 1, 0.97))
-    return _save(fig, path, payload["provenance"])
+    return save(fig, path, payload["provenance"])
 
 
 def seeds(payload: dict, path: str | Path, setting: str | None = None) -> Path:
@@ -114,7 +114,7 @@ def seeds(payload: dict, path: str | Path, setting: str | None = None) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path, payload["provenance"])
+    return save(fig, path, payload["provenance"])
 
 
 def fig5(frames: dict, path: str | Path, footer: str = "") -> Path:

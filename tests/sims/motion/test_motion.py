@@ -253,7 +253,7 @@ def test_cli_demo_and_render_smoke(tmp_path, monkeypatch):
 def test_plausibility_gamma_of_the_physics_corrector(data):
     """Sunk motions vs clean ones: the corrector moves them most of the way (large γ̂);
     clean vs clean is not identifiable."""
-    from sims.motion import gamma as mg
+    from sims.motion import effective as mg
 
     q = jnp.asarray(data["qpos"])
     half = q.shape[0] // 2

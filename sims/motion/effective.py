@@ -42,9 +42,9 @@ def effective_gamma(
         labels: optional class labels of ``model_features``.
         backend: ``physics.BACKENDS``.
         settings: corrector settings.
-        **kwargs: passed on to ``theory.constants.effective_gamma``.
+        **kwargs: passed on to ``theory.effective_gamma.effective_gamma``.
     """
-    from theory.constants import effective_gamma as estimator
+    from theory.effective_gamma import effective_gamma as estimator
 
     corrector = ph.make_corrector(math.inf, settings=settings, backend=backend)
     flat_model = model_features.reshape(model_features.shape[0], -1)
@@ -73,11 +73,11 @@ def plausibility_gamma(
     """γ̂ of the physics corrector (γ = ∞ setting) in plausibility-metric space.
 
     The corrector runs once on ``model_qpos``; its output, the model and the target are
-    mapped by ``plausibility_features`` and compared by ``theory.constants.effective_gamma``
+    mapped by ``plausibility_features`` and compared by ``theory.effective_gamma.effective_gamma``
     (its pair bootstrap resamples the fixed corrected rows; the corrector's randomness is not
     resampled).
     """
-    from theory.constants import effective_gamma as estimator
+    from theory.effective_gamma import effective_gamma as estimator
 
     k_correct, k_est = jax.random.split(key)
     feats = rep.to_features(model_qpos)

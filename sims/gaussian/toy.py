@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims import loop
+from sims.gaussian import loop
 from theory import bounds
 from theory import gaussian as gauss
 from theory import operators as ops
@@ -42,7 +42,7 @@ class Config:
         n_real: real points n.
         lam: synthetic ratio λ (⌊λn⌋ synthetic points per generation).
         dim: dimension d.
-        workflow: ``sims.loop.WORKFLOWS``.
+        workflow: ``sims.gaussian.loop.WORKFLOWS``.
         correction: ``theory.operators.CORRECTIONS``.
         init_offset: None starts from the MLE on the real set (the paper); a number starts
             from N(init_offset·e₁, init_cov_scale·I), away from θ*.

@@ -7,7 +7,7 @@ Panels, per cell (λ, γ):
 
 (a) the theorem: guaranteed rate ρ/(1+γ) inside the admissible region, threshold λ*(γ);
 (b) the exact population contraction λ/((1+λ)(1+γ));
-(c) the simulated loop (``sims.sweep``, ideal π_γ, exact sufficient statistics): the
+(c) the simulated loop (``sims.gaussian.sweep``, ideal π_γ, exact sufficient statistics): the
     contraction rate fitted to the transient from a displaced start (log-error regression)
     and, independently, the lag-1 autocorrelation of the stationary chain; stationary W2;
     divergence / collapse with the generation it happened;
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims import sweep
+from sims.gaussian import sweep
 from theory import bounds, chains
 from theory import operators as ops
 from theory._checks import check_nonneg, check_positive_int
@@ -53,7 +53,7 @@ class Config:
     """One phase diagram (defaults: 64 × 64 grid, 32 seeds, 300 generations, d = 2).
 
     Attributes:
-        workflow: ``sims.sweep.WORKFLOWS``.
+        workflow: ``sims.gaussian.sweep.WORKFLOWS``.
         n_lam: λ grid size, linearly spaced on [0, lam_max].
         lam_max: largest λ.
         n_gamma: γ grid size: 0 plus n_gamma − 1 values log-spaced on [gamma_min, gamma_max].
@@ -155,7 +155,7 @@ def regions(stable: np.ndarray, bad_frac: np.ndarray) -> np.ndarray:
 def main(cfg: Config, devices=None) -> dict:
     """Runs the grid and assembles every panel's map (arrays shaped (n_lam, n_gamma)).
 
-    Writes nothing. ``devices`` as in ``sims.sweep.grid`` (default: all).
+    Writes nothing. ``devices`` as in ``sims.gaussian.sweep.grid`` (default: all).
     """
     lams, gammas = cfg.lams(), cfg.gammas()
     start = time.perf_counter()

@@ -13,7 +13,8 @@ import numpy as np
 import optax
 import pytest
 
-from sims.diffusion import posterior_sample, respaced_timesteps
+from sims.common import watchdog
+from sims.common.diffusion import posterior_sample, respaced_timesteps
 from sims.motion import cli as motion_cli
 from sims.motion import dataset as ds
 from sims.motion import evaluator as ev_mod
@@ -249,9 +250,9 @@ def test_watchdog_restarts_a_stalled_run_with_resume(tmp_path):
 
     # Stalls (no checkpoint) unless resumed; the resumed child exits 0.
     code = "import sys, time; time.sleep(0 if '--resume' in sys.argv else 60)"
-    rc = motion_cli.supervise([sys.executable, "-c", code], tmp_path, 1.0, poll_s=0.2)
+    rc = watchdog.supervise([sys.executable, "-c", code], tmp_path, 1.0, poll_s=0.2)
     assert rc == 0
     failing = [sys.executable, "-c", "raise SystemExit(3)"]
-    assert motion_cli.supervise(failing, tmp_path, 5.0, poll_s=0.2) == 3  # not restarted
+    assert watchdog.supervise(failing, tmp_path, 5.0, poll_s=0.2) == 3  # not restarted
     with pytest.raises(ValueError, match="watchdog"):
-        motion_cli.supervise(failing, tmp_path, 0.0)
+        watchdog.supervise(failing, tmp_path, 0.0)

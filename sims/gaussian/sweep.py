@@ -5,7 +5,7 @@ every device with ``jax.shard_map``).
 Paper: Algorithm 1, eq. (5), Def. 4.1. One generation with π_γ draws, instead of k points,
 K ~ Binomial(k, 1/(1+γ)) kept points and k − K replaced ones, and for each group its mean
 and scatter (``theory.sampling``); the refit merges (real, kept, replaced) groups with
-``theory.gaussian.fit_groups``. This has exactly the law of ``sims.loop`` with
+``theory.gaussian.fit_groups``. This has exactly the law of ``sims.gaussian.loop`` with
 ``correction="ideal"`` (tested against it) at O(d²) instead of O(k·d) random numbers.
 
 Workflows: ``augment`` (fixed real set + k = ⌊λn⌋ fresh points: the theorem),

@@ -3,7 +3,7 @@
 Paper: App. C (valid corrections of strength γ), §4 (the toy's histogram corrector). Each
 corrector is applied to samples of a model p_θ = N(displacement·e₁, I) displaced from
 θ* = N(0, I), in batches of the size it sees in the toy (⌊λn⌋ = 25 points), and
-``theory.constants.effective_gamma`` fits the γ whose π_γ p_θ best matches the corrected law.
+``theory.effective_gamma.effective_gamma`` fits the γ whose π_γ p_θ best matches the corrected law.
 A corrector that is some π_γ has a relative residual near 0; a large one says it is not.
 """
 
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory import constants
+from theory import effective_gamma as eg
 from theory import gaussian as gauss
 from theory import operators as ops
 from theory._checks import check_nonneg, check_positive_int
@@ -34,7 +34,7 @@ class Config:
         dim: dimension d.
         seed: PRNG seed.
         n_boot: bootstrap resamples of the CI.
-        criterion: ``"energy"`` or ``"ks"`` (see ``theory.constants.effective_gamma``).
+        criterion: ``"energy"`` or ``"ks"`` (see ``theory.effective_gamma.effective_gamma``).
     """
 
     corrections: tuple[str, ...] = ("ideal", "histogram", "histogram-reference")
@@ -77,7 +77,7 @@ def main(cfg: Config) -> dict:
         correct = jax.jit(lambda g, k, x, name=name: ops.make_corrector(name, g, target)(k, x))
         for i, gamma in enumerate(cfg.gammas):
             g = jnp.asarray(gamma, model_x.dtype)
-            res = constants.effective_gamma(
+            res = eg.effective_gamma(
                 jax.random.fold_in(k_est, i),
                 lambda k, x, labels=None, g=g, correct=correct: correct(g, k, x),
                 model_x,

@@ -1,8 +1,10 @@
-"""sims.effective and ``scsc effective-gamma`` (smoke sizes)."""
+"""sims.gaussian.effective and ``scsc effective-gamma`` (smoke sizes)."""
 
 import pytest
 
-from sims import cli, effective, results
+from sims import cli
+from sims.common import results
+from sims.gaussian import effective
 
 
 def test_effective_gamma_of_gaussian_correctors(tmp_path):

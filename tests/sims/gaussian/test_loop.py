@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import digamma
 
-from sims import gaussian_toy as toy
-from sims import loop
+from sims.gaussian import loop, toy
 from theory import gaussian as gauss
 
 K_SE = 5.0

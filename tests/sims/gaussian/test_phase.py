@@ -1,10 +1,11 @@
-"""sims.phase_diagram and the ``scsc phase`` / ``scsc workflows`` commands (smoke sizes)."""
+"""sims.gaussian.phase and the ``scsc phase`` / ``scsc workflows`` commands (smoke sizes)."""
 
 import numpy as np
 import pytest
 
-from sims import cli, results
-from sims import phase_diagram as pd
+from sims import cli
+from sims.common import results
+from sims.gaussian import phase as pd
 from theory import bounds
 
 

@@ -88,7 +88,7 @@ def test_cli_validates_before_work(capsys):
 @pytest.mark.slow  # a second smoke run; the notebook test covers the plotting in the default run
 def test_cli_writes_results_and_figures(uninterrupted, tmp_path, cache):
     """The CLI's saving path on the smoke run: fig8 schema, samples, four PNGs, re-plot."""
-    from sims import results
+    from sims.common import results
 
     cfg = loop.Config.smoke()
     payload = digits_cli.run_digits(cfg, tmp_path / "run", progress=False)
@@ -121,8 +121,8 @@ def test_mode_configs_are_valid():
     assert loop.n_synth(0.2, 1000) == 200 and loop.n_synth(1.5, 999) == 1499
 
 
-def test_effective_gamma_hook_plumbing(monkeypatch):
-    """The hook hands the estimator a corrector mapping model features to corrected ones."""
+def test_effective_gamma_feature_plumbing(monkeypatch):
+    """The estimator is handed a corrector mapping model features to corrected ones."""
     from sims.digits import effective
 
     rng = np.random.default_rng(0)
@@ -139,8 +139,6 @@ def test_effective_gamma_hook_plumbing(monkeypatch):
         assert target.shape == (15, 4)
         return Fake(gamma=3.0, criterion="energy")
 
-    monkeypatch.setattr(effective, "estimator", lambda: fake)
+    monkeypatch.setattr(effective, "effective_gamma", fake)
     res = effective.effective_gamma_features(jax.random.key(0), fm, fc, fr)
     assert res == {"status": "ok", "gamma": 3.0, "criterion": "energy"}
-    monkeypatch.setattr(effective, "estimator", lambda: None)
-    assert "hook only" in effective.effective_gamma_features(None, fm, fc, fr)["status"]

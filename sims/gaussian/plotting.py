@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+
+from sims.common.plotting import save
 
 
 def _gamma_colors(gammas):
@@ -78,16 +79,7 @@ def fig2(panels: dict, path: str | Path, provenance: dict) -> Path:
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0, 0.9, 0.95))
-    return _save(fig, path, provenance)
-
-
-def _save(fig, path: str | Path, provenance: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"Description": json.dumps(provenance, default=str)}
-    fig.savefig(path, dpi=110, metadata=meta)
-    plt.close(fig)
-    return path
+    return save(fig, path, provenance)
 
 
 def _gamma_axis(gammas: np.ndarray):
@@ -149,7 +141,7 @@ def phase_diagram(res: dict, cfg: dict, path: str | Path, provenance: dict) -> P
     import matplotlib.colors as mcolors
     from matplotlib.patches import Patch
 
-    from sims.phase_diagram import REGION_NAMES
+    from sims.gaussian.phase import REGION_NAMES
 
     fig, axes = plt.subplots(2, 4, figsize=(20, 9))
     rate = mcolors.Normalize(0, 1)
@@ -249,7 +241,7 @@ def phase_diagram(res: dict, cfg: dict, path: str | Path, provenance: dict) -> P
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.96))
-    return _save(fig, path, provenance)
+    return save(fig, path, provenance)
 
 
 def workflows(res: dict, path: str | Path, provenance: dict) -> Path:
@@ -301,7 +293,7 @@ def workflows(res: dict, path: str | Path, provenance: dict) -> Path:
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0, 0.93, 0.93))
-    return _save(fig, path, provenance)
+    return save(fig, path, provenance)
 
 
 def bounds(res: dict, path: str | Path, provenance: dict) -> Path:
@@ -348,4 +340,4 @@ def bounds(res: dict, path: str | Path, provenance: dict) -> Path:
     for ax in axes:
         ax.grid(True, lw=0.3)
     fig.tight_layout()
-    return _save(fig, path, provenance)
+    return save(fig, path, provenance)

@@ -1,4 +1,4 @@
-"""sims.sweep: the sufficient-statistic loop against explicit sampling, exact rates, sharding.
+"""sims.gaussian.sweep: the sufficient-statistic loop vs explicit sampling, exact rates, sharding.
 
 Monte-Carlo comparisons use k = 4 standard errors (two-sample, estimated from the runs).
 """
@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sims import loop, sweep
+from sims.gaussian import loop, sweep
 from theory import chains
 from theory import gaussian as gauss
 
@@ -48,7 +48,7 @@ def test_replace_log_det_drift_is_exact(stats_runs):
 
 @pytest.fixture(scope="module")
 def explicit_runs():
-    """The same loops drawn point by point with ``sims.loop`` and the ideal corrector."""
+    """The same loops drawn point by point with ``sims.gaussian.loop`` and the ideal corrector."""
     out = {}
     target = gauss.standard(2)
     for workflow in sweep.WORKFLOWS:
@@ -120,7 +120,7 @@ def test_grid_shapes_and_validation(small_grid):
 _SHARDING_SCRIPT = textwrap.dedent(
     """
     import jax, jax.numpy as jnp, numpy as np
-    from sims import sweep
+    from sims.gaussian import sweep
     assert len(jax.devices()) == 8, jax.devices()
     spec = sweep.StatsSpec("augment", generations=30, n_real=20, k_max=40)
     keys = jax.vmap(jax.random.key)(jnp.arange(4))
