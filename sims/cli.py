@@ -304,11 +304,18 @@ def run_workflows(cfg, out_dir: Path) -> dict:
 
 
 def _phase(args) -> int:
+    from sims.gaussian import distributed
     from sims.gaussian import phase as pd
 
     fields = {f.name for f in dataclasses.fields(pd.Config)}
     cfg = pd.Config(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
-    run_phase(cfg, Path(args.out))
+    # Several processes (flags or JAX's environment): each computes its share of the cells,
+    # every process gets the whole grid, process 0 writes it.
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    if distributed.is_leader():
+        run_phase(cfg, Path(args.out))
+    else:
+        pd.main(cfg)
     return 0
 
 
@@ -420,6 +427,9 @@ def parser() -> argparse.ArgumentParser:
     for name in ("lam_max", "gamma_min", "gamma_max", "kappa", "displacement", "collapse_tol"):
         ph.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(pc, name))
     ph.add_argument("--out", default="out/phase", help="output directory")
+    ph.add_argument("--coordinator", help="HOST:PORT of process 0 (jax.distributed)")
+    ph.add_argument("--num-processes", type=int, help="processes sharing the grid")
+    ph.add_argument("--process-id", type=int, help="this process, 0..N-1 (0 writes)")
     ph.set_defaults(func=_phase)
 
     w = sub.add_parser("workflows", help="replace vs augment vs accumulate over generations")

@@ -66,7 +66,10 @@ class Config:
             κ = 0; a κ > 0 shows how misspecification shrinks the guaranteed region).
         displacement: ‖μ_0 − real mean‖ of the start, so the transient is measurable.
         collapse_tol: collapse once λ_min(Σ_t) < collapse_tol (θ* = N(0, I)).
-        batch_size: cells per ``lax.map`` batch.
+        batch_size: cells per batch; None picks ``sims.gaussian.sweep.default_batch``.
+            Other sizes change the numbers only by float rounding.
+        engine: ``sims.gaussian.sweep.ENGINES``: ``"tables"`` (default) or the previous
+            ``"stats"`` engine (same law, other random numbers).
     """
 
     workflow: str = "augment"
@@ -82,11 +85,14 @@ class Config:
     kappa: float = 0.0
     displacement: float = 5.0
     collapse_tol: float = 1e-2
-    batch_size: int = 256
+    batch_size: int | None = None
+    engine: str = "tables"
 
     def __post_init__(self):
-        for name in ("n_lam", "generations", "n_real", "dim", "batch_size"):
+        for name in ("n_lam", "generations", "n_real", "dim"):
             check_positive_int(name, getattr(self, name))
+        if self.batch_size is not None:
+            check_positive_int("batch_size", self.batch_size)
         _check_seeds(self.seeds)
         if self.n_gamma < 2:
             raise ValueError(f"n_gamma must be >= 2 (0 and at least one γ > 0); got {self.n_gamma}")
@@ -101,7 +107,7 @@ class Config:
     @classmethod
     def smoke(cls, **overrides) -> Config:
         """A seconds-long variant for tests and notebooks."""
-        base = {"n_lam": 6, "n_gamma": 5, "seeds": 4, "generations": 40, "batch_size": 8}
+        base = {"n_lam": 6, "n_gamma": 5, "seeds": 4, "generations": 40}
         return cls(**{**base, **overrides})
 
     def lams(self) -> np.ndarray:
@@ -121,6 +127,7 @@ class Config:
             k_max=k_max,
             displacement=self.displacement,
             collapse_tol=self.collapse_tol,
+            engine=self.engine,
         )
 
 
@@ -219,6 +226,7 @@ class WorkflowsConfig:
         lam: λ of augment/accumulate (replace always draws n points).
         seeds, generations, n_real, dim, collapse_tol: as in ``Config``.
         displacement: 0 starts from the real MLE (the paper's generation 0).
+        engine: as in ``Config``.
     """
 
     gammas: tuple[float, ...] = (0.0, 0.1, 1.0, 10.0)
@@ -229,6 +237,7 @@ class WorkflowsConfig:
     dim: int = 2
     displacement: float = 0.0
     collapse_tol: float = 1e-2
+    engine: str = "tables"
 
     def __post_init__(self):
         check_nonneg("gammas", list(self.gammas))
@@ -251,6 +260,7 @@ class WorkflowsConfig:
             k_max=max(1, int(ops.n_synthetic(self.lam, self.n_real))),
             displacement=self.displacement,
             collapse_tol=self.collapse_tol,
+            engine=self.engine,
         )
 
 
