@@ -64,6 +64,7 @@ from jaxtyping import Array, Float
 
 from sims.gaussian.cellstats import (
     BLOWUP,
+    WORKFLOWS,
     CellStats,
     StatsSpec,
     earliest,
@@ -448,12 +449,12 @@ def seed_median(x: Array) -> Array:
 # One batch of cells.
 
 
-def _counts(spec: StatsSpec, lams: Array, gammas: Array, m_max: int, dtype):
-    """Per cell: synthetic count k (float) and the CDF of the kept count K ~ Bin(k, 1/(1+γ))."""
-    if spec.workflow == "replace":
-        k = jnp.full(lams.shape, spec.n_real, dtype)
-    else:
-        k = jnp.minimum(ops.n_synthetic(lams, spec.n_real), spec.k_max).astype(dtype)
+def _counts(spec: StatsSpec, own, lams: Array, gammas: Array, m_max: int, dtype):
+    """Per cell: synthetic count k (float) and the CDF of the kept count K ~ Bin(k, 1/(1+γ)).
+
+    ``own``: the workflow draws n points (replace), a Python bool or one flag per cell."""
+    k = jnp.minimum(ops.n_synthetic(lams, spec.n_real), spec.k_max).astype(dtype)
+    k = jnp.where(own, jnp.asarray(spec.n_real, dtype), k)
     q = 1.0 / (1.0 + gammas.astype(dtype))
     cdf = jax.vmap(sampling.binomial_cdf, in_axes=(0, 0, None))(k, q, m_max)
     return k, cdf
@@ -464,21 +465,38 @@ def _gather(diag: Array, index: Array) -> list:
     return [jnp.take_along_axis(diag[:, j, :], index, axis=1) for j in range(diag.shape[1])]
 
 
-def _simulate(spec, layout, tabs: Tables, real, lams, gammas, *, trace: bool, alg=None):
+def _rule(spec: StatsSpec, codes):
+    """(real_in_fit, accumulates, own_count): Python bools for ``spec.workflow``, or with
+    ``codes`` (an index into ``WORKFLOWS`` per cell) boolean arrays shaped (cells,)."""
+    if codes is None:
+        rule = RULES[spec.workflow]
+        return rule.real_in_fit, rule.accumulates, rule.own_count
+    flags = [
+        jnp.asarray([getattr(RULES[w], f) for w in WORKFLOWS])
+        for f in ("real_in_fit", "accumulates", "own_count")
+    ]
+    return tuple(f[codes] for f in flags)
+
+
+def _simulate(spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, trace, alg=None):
     """Scans generations 1..T for every (seed, cell) of the batch.
 
     Returns per generation t = 0..T either seed reductions (``trace=False``) or per-run
-    observations, plus the per-run accumulators and θ_T's observations. ``alg`` forces the
-    state algebra (default: the closed forms for d = 2, dense otherwise; tests compare them).
+    observations, plus the per-run accumulators and θ_T's observations. ``codes`` (one
+    ``WORKFLOWS`` index per cell) mixes workflows in one compilation: the base group is then
+    carried for every cell (empty for replace, updated only for accumulate) instead of being
+    specialised away. ``alg`` forces the state algebra (default: the closed forms for d = 2,
+    dense otherwise; tests compare them).
     """
     dtype = tabs.u.dtype
     d, n, start = spec.dim, spec.n_real, spec.start
-    rule = RULES[spec.workflow]
+    real_in, accumulates, own = _rule(spec, codes)
+    mixed = codes is not None
     alg = _algebra(d) if alg is None else alg
     n_gen, n_seed = tabs.u.shape
     n_cell = lams.shape[0]
     lane = (n_seed, n_cell)
-    k, cdf = _counts(spec, lams, gammas, layout.m_max, dtype)
+    k, cdf = _counts(spec, own, lams, gammas, layout.m_max, dtype)
     kept = sampling.shared_inverse(cdf, tabs.u.reshape(-1)).reshape(n_gen, n_seed, n_cell)
     k_lane = jnp.broadcast_to(k[None, :], lane)
     k_int = k_lane.astype(jnp.int32)
@@ -490,11 +508,15 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, *, trace: bool, al
         jnp.broadcast_to(real_scatter[:, None] / n, (*lane, d, d)),
     )
     base = None
-    if rule.real_in_fit:
+    carry_base = mixed or accumulates  # the base changes every generation: carry it per lane
+    if mixed or real_in:
         base_mean, base_scatter = alg.from_dense(real_mean[:, None], real_scatter[:, None])
         base = (jnp.full((n_seed, 1), float(n), dtype), base_mean, base_scatter)
-        if rule.accumulates:  # the base changes every generation: carry it per lane
+        if carry_base:
             base = jax.tree.map(lambda a: jnp.broadcast_to(a, lane + a.shape[2:]), base)
+        if mixed:  # no real group in replace: weight 0, scatter 0
+            weight = jnp.broadcast_to(real_in.astype(dtype)[None, :], lane)
+            base = (base[0] * weight, *alg.scatter(base[1:], weight))
 
     zeros = jnp.zeros(lane, dtype)
     never = jnp.full(lane, -1, jnp.int32)
@@ -547,11 +569,11 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, *, trace: bool, al
             "log_det_mean": jnp.mean(obs.log_det, axis=0),
         }
 
-    fixed = None if rule.accumulates else base
+    fixed = None if carry_base else base
 
     def step(carry, xs):
         theta, carried, acc = carry
-        base_t = carried if rule.accumulates else fixed
+        base_t = carried if carry_base else fixed
         count, model_t, target_t, t = xs
         kc = count.astype(jnp.int32)
         rc = k_int - kc
@@ -569,14 +591,22 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, *, trace: bool, al
         if base_t is not None:
             groups.insert(0, base_t)
         new = alg.merge(groups)
-        if rule.accumulates:
+        if carry_base:
             total = base_t[0] + k_lane
-            carried = (total, *alg.scatter(new, total))
+            grown = (total, *alg.scatter(new, total))
+            if mixed:
+                keep = accumulates[None, :]
+                grown = jax.tree.map(
+                    lambda a, b: jnp.where(keep.reshape(keep.shape + (1,) * (a.ndim - 2)), a, b),
+                    grown,
+                    base_t,
+                )
+            carried = grown
         acc = observe(acc, obs, t - 1, alg.coords(new[0]))
         return (new, carried, acc), emit(obs)
 
     xs = (kept, tabs.model, tabs.target, jnp.arange(1, n_gen + 1, dtype=jnp.int32))
-    carry = (theta0, base if rule.accumulates else None, acc0)
+    carry = (theta0, base if carry_base else None, acc0)
     (theta_t, _, acc), ys = jax.lax.scan(step, carry, xs)
     _, last = alg.analyse(theta_t)
     acc = observe(acc, last, n_gen)
@@ -641,15 +671,22 @@ def _autocorr(acc: dict, last: Obs, pairs: int) -> Array:
     return out / len(acc["ref"])
 
 
-def batch(spec: StatsSpec, layout: Layout, tabs: Tables, real, lams, gammas) -> CellStats:
+def batch(
+    spec: StatsSpec, layout: Layout, tabs: Tables, real, lams, gammas, codes=None
+) -> CellStats:
     """``CellStats`` of a batch of cells (``lams``, ``gammas``: one entry per cell, shape
-    (C,)), every seed of ``tabs``; leaves with a leading cell axis."""
-    ys, acc, last = _simulate(spec, layout, tabs, real, lams, gammas, trace=False)
+    (C,); ``codes``: optional ``WORKFLOWS`` index per cell, else ``spec.workflow``), every
+    seed of ``tabs``; leaves with a leading cell axis."""
+    ys, acc, last = _simulate(spec, layout, tabs, real, lams, gammas, codes, trace=False)
     return _finish(spec, ys, acc, last)
 
 
-def layout_for(spec: StatsSpec, df_offset: int = 0) -> Layout:
-    return Layout(spec.dim, spec.group_max, df_offset)
+def layout_for(spec: StatsSpec, df_offset: int = 0, workflows=None) -> Layout:
+    """The draws' layout: groups up to the largest size any of ``workflows`` (default
+    ``spec.workflow``) draws."""
+    names = (spec.workflow,) if workflows is None else workflows
+    m_max = max(dataclasses.replace(spec, workflow=w).group_max for w in names)
+    return Layout(spec.dim, m_max, df_offset)
 
 
 class Traces(NamedTuple):

@@ -74,19 +74,22 @@ def default_batch(spec: StatsSpec, seeds: int) -> int:
     return max(1, _LANES // seeds)
 
 
-def _tables_body(spec: StatsSpec, batch: int, keys, lams, gammas):
-    """One device's cells, in batches of ``batch``: the tables are drawn once and shared."""
+def _tables_body(spec: StatsSpec, batch: int, mixed, keys, lams, gammas, codes):
+    """One device's cells, in batches of ``batch``: the tables are drawn once and shared.
+    ``mixed``: None (every cell runs ``spec.workflow``) or the workflow names the per-cell
+    ``codes`` index (one compilation for all of them)."""
     dtype = jnp.result_type(float)
-    layout = tables_engine.layout_for(spec)
+    layout = tables_engine.layout_for(spec, workflows=mixed)
     tabs, real = tables_engine.tables(layout, keys, spec.generations, spec.n_real, dtype)
 
     def one(args):
-        lam, gamma = args
-        out = tables_engine.batch(spec, layout, tabs, real, lam, gamma)
+        lam, gamma, code = args
+        code = None if mixed is None else code
+        out = tables_engine.batch(spec, layout, tabs, real, lam, gamma, code)
         jax.debug.callback(_tick, lam)
         return out
 
-    out = jax.lax.map(one, (lams.reshape(-1, batch), gammas.reshape(-1, batch)))
+    out = jax.lax.map(one, tuple(a.reshape(-1, batch) for a in (lams, gammas, codes)))
     return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), out)
 
 
@@ -94,10 +97,10 @@ def _stats_body(spec: StatsSpec, batch: int, keys, lams, gammas, codes):
     return sweep_stats.map_cells(spec, keys, lams, gammas, codes, batch_size=batch, tick=_tick)
 
 
-@partial(jax.jit, static_argnames=("spec", "batch", "mesh"))
-def _cells(spec, keys, lams, gammas, codes, batch, mesh):
+@partial(jax.jit, static_argnames=("spec", "batch", "mesh", "mixed"))
+def _cells(spec, keys, lams, gammas, codes, batch, mesh, mixed=None):
     if spec.engine == "tables":
-        body = lambda keys, lams, gammas, codes: _tables_body(spec, batch, keys, lams, gammas)  # noqa: E731
+        body = partial(_tables_body, spec, batch, mixed)
     else:
         body = partial(_stats_body, spec, batch)
     if mesh is None:
@@ -127,8 +130,7 @@ def grid(
     """Every (λ, γ) cell × every seed key; leaves shaped (l, g, ...).
 
     With ``workflows`` (names from ``WORKFLOWS``) the cells are workflow × λ × γ and the
-    leaves are shaped (w, l, g, ...). The tables engine compiles once per workflow, the
-    stats engine once for all (the workflow is data there).
+    leaves are shaped (w, l, g, ...); the workflow is then data (one compilation).
 
     Cells are flattened, padded to whole batches on every device of every process, and this
     process's share (``sims.gaussian.distributed.share``; all of them in a single process) is
@@ -170,24 +172,20 @@ def grid(
     batch_size = default_batch(spec, seeds) if batch_size is None else batch_size
     check_positive_int("batch_size", batch_size)
     devices = jax.local_devices() if devices is None else list(devices)
-    if spec.engine == "tables":
-        parts = []
-        for name in names:
-            one = dataclasses.replace(spec, workflow=name)
-            out = _grid_one(one, keys, lams, gammas, None, batch_size, devices)
-            parts.append(jax.tree.map(lambda a: a[0], out))
-        out = jax.tree.map(lambda *a: np.stack(a), *parts)
-    else:
-        codes = np.asarray([WORKFLOWS.index(name) for name in names])
-        out = _grid_one(spec, keys, lams, gammas, codes, batch_size, devices)
+    codes = np.asarray([WORKFLOWS.index(name) for name in names])
+    if len(names) == 1:
+        spec = dataclasses.replace(spec, workflow=names[0])
+    # One workflow: the tables engine specialises its step to it. Several: the workflow is
+    # data (one compilation), as it always is in the stats engine.
+    mixed = names if spec.engine == "tables" and len(names) > 1 else None
+    out = _grid_one(spec, keys, lams, gammas, codes, batch_size, devices, mixed)
     if workflows is None:
         out = jax.tree.map(lambda a: a[0], out)
     return out
 
 
-def _grid_one(spec, keys, lams, gammas, codes, batch_size, devices) -> CellStats:
-    """One compiled grid: (workflows,) × λ × γ cells; leaves shaped (w, l, g, ...)."""
-    codes = np.zeros(1, int) if codes is None else codes
+def _grid_one(spec, keys, lams, gammas, codes, batch_size, devices, mixed) -> CellStats:
+    """One compiled grid: workflows × λ × γ cells; leaves shaped (w, l, g, ...)."""
     ww, ll, gg = np.meshgrid(codes, lams, gammas, indexing="ij")
     flat = [ll.ravel(), gg.ravel(), ww.ravel()]
     size = flat[0].size
@@ -206,6 +204,6 @@ def _grid_one(spec, keys, lams, gammas, codes, batch_size, devices) -> CellStats
         args = jax.device_put(args, NamedSharding(mesh, P("cells")))
     elif devices:
         args = jax.device_put(args, devices[0])
-    out = jax.tree.map(np.asarray, _cells(spec, keys, *args, batch, mesh))
+    out = jax.tree.map(np.asarray, _cells(spec, keys, *args, batch, mesh, mixed))
     out = distributed.gather(out)
     return jax.tree.map(lambda a: a[:size].reshape(*ll.shape, *a.shape[1:]), out)
