@@ -530,8 +530,8 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, tra
         "collapsed": never,
     }
 
-    def observe(acc, obs, g, new_mu=None):
-        """Adds θ_g's observations to the accumulators (new_mu: μ_{g+1}, None at g = T)."""
+    def observe(acc, obs, g, new_mu):
+        """Adds θ_g's observations to the accumulators (new_mu: μ_{g+1}, unused at g = T)."""
         at_start, inside = g == start, g >= start
         ref = [jnp.where(at_start, m, r) for m, r in zip(obs.mu, acc["ref"], strict=True)]
         v = [m - r for m, r in zip(obs.mu, ref, strict=True)]
@@ -547,9 +547,11 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, tra
                 (acc["collapsed"] < 0) & (obs.min_eig < spec.collapse_tol), g, acc["collapsed"]
             ),
         }
-        if new_mu is not None:
-            nxt = [m - r for m, r in zip(new_mu, ref, strict=True)]
-            out["lag"] = [s + keep(x * y) for s, x, y in zip(acc["lag"], v, nxt, strict=True)]
+        nxt = [m - r for m, r in zip(new_mu, ref, strict=True)]
+        pair = inside & (g < n_gen)
+        out["lag"] = [
+            s + jnp.where(pair, x * y, 0.0) for s, x, y in zip(acc["lag"], v, nxt, strict=True)
+        ]
         return out
 
     def emit(obs):
@@ -563,9 +565,9 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, tra
             "mean0": mean0,
             "se0": se,
             "w2_mean": jnp.mean(obs.w2, axis=0),
-            "w2_median": seed_median(obs.w2),
+            # One sorting network for both medians (compilation grows with its size).
+            "medians": seed_median(jnp.stack([obs.w2, obs.min_eig], axis=1)),
             "err_mean": jnp.mean(obs.err, axis=0),
-            "min_eig_median": seed_median(obs.min_eig),
             "log_det_mean": jnp.mean(obs.log_det, axis=0),
         }
 
@@ -603,14 +605,21 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, tra
                 )
             carried = grown
         acc = observe(acc, obs, t - 1, alg.coords(new[0]))
+        new = jax.tree.map(lambda a, b: jnp.where(t > n_gen, a, b), theta, new)
         return (new, carried, acc), emit(obs)
 
-    xs = (kept, tabs.model, tabs.target, jnp.arange(1, n_gen + 1, dtype=jnp.int32))
+    # T + 1 steps: step t observes θ_{t−1}, so the last one observes θ_T (its update is
+    # discarded and θ_T kept); emit and its sorting network are traced once, in the scan.
+    pad = lambda a: jnp.concatenate([a, a[-1:]])  # noqa: E731
+    xs = (
+        pad(kept),
+        jax.tree.map(pad, tabs.model),
+        jax.tree.map(pad, tabs.target),
+        jnp.arange(1, n_gen + 2, dtype=jnp.int32),
+    )
     carry = (theta0, base if carry_base else None, acc0)
     (theta_t, _, acc), ys = jax.lax.scan(step, carry, xs)
     _, last = alg.analyse(theta_t)
-    acc = observe(acc, last, n_gen)
-    ys = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), ys, emit(last))
     return ys, acc, last
 
 
@@ -626,23 +635,25 @@ def _finish(spec: StatsSpec, ys: dict, acc: dict, last: Obs) -> CellStats:
     healthy = (diverged < 0) & (collapsed < 0)
     ac = jnp.sum(jnp.where(healthy, ac, 0.0), axis=0) / jnp.sum(healthy, axis=0)
     stat_w2 = acc["w2"] / (n_gen - start + 1)
+    # Once per batch: XLA's sort costs less to compile here than a second sorting network.
+    stat_median, final_median = jnp.median(jnp.stack([stat_w2, last.w2], axis=1), axis=0)
     frac = lambda flags: jnp.mean(flags.astype(stat_w2.dtype), axis=0)  # noqa: E731
     curve = lambda name: ys[name].T  # noqa: E731
     return CellStats(
         transient=d_t,
         transient_se=se,
         w2_mean=curve("w2_mean"),
-        w2_median=curve("w2_median"),
+        w2_median=ys["medians"][:, 0].T,
         err_mean=curve("err_mean"),
-        min_eig_median=curve("min_eig_median"),
+        min_eig_median=ys["medians"][:, 1].T,
         log_det_mean=curve("log_det_mean"),
         rate_transient=rate,
         rate_points=points,
         rate_autocorr=ac,
         stationary_w2_mean=jnp.mean(stat_w2, axis=0),
-        stationary_w2_median=seed_median(stat_w2),
+        stationary_w2_median=stat_median,
         final_w2_mean=jnp.mean(last.w2, axis=0),
-        final_w2_median=seed_median(last.w2),
+        final_w2_median=final_median,
         diverged_frac=frac(diverged >= 0),
         diverged_at=earliest(diverged, axis=0),
         collapsed_frac=frac(collapsed >= 0),
