@@ -323,4 +323,8 @@ def report(res: Results, out: str | Path) -> dict:
     return payload
 
 
-main = deprecation.alias(f"{__name__}.main", f"{__name__}.seed_sweep", seed_sweep)
+def _main(cfg: Config) -> dict:
+    return seed_sweep(cfg)
+
+
+main = deprecation.alias(f"{__name__}.main", f"{__name__}.seed_sweep", _main)
