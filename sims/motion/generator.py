@@ -10,7 +10,7 @@ it or CPU time asks for it:
 * **Text encoder** — no pretrained CLIP is available offline, so the descriptions are
   encoded by a small learned encoder trained with the generator (token + position
   embeddings, a per-token MLP, masked mean pooling, a linear map), over the evaluator's
-  word tokenizer (``evaluator.Tokenizer``: the vocabulary of the dataset's templated
+  word tokenizer (``text.Tokenizer``: the vocabulary of the dataset's templated
   descriptions).
 * **Schedule** — cosine ᾱ (Nichol & Dhariwal 2021) over ``diffusion_steps`` (MDM: 1000,
   cosine), sampled by ancestral DDPM steps on a respaced subsequence of ``sample_steps``
