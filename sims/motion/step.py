@@ -4,8 +4,9 @@ Paper: Algorithm 1 with eq. (5)'s fresh ⌊λn⌋ synthetic motions. A generatio
 
 1. samples ⌊λn⌋ motions from the model t−1 for descriptions drawn at random from the n
    real training descriptions;
-2. ``corrected`` arm: corrects them with the physics corrector π_γ
-   (``physics.correct_motion``; γ = ∞ as in the paper, partial γ as an option);
+2. ``corrected`` arm: corrects them with the physics corrector π_γ, called through the
+   project's corrector interface (``physics.make_corrector``; γ = ∞ as in the paper,
+   partial γ as an option);
 3. fine-tunes the model t−1 for ``steps`` optimiser steps on real ∪ synthetic (fresh
    synthetic every generation, as eq. (5));
 4. samples one motion per held-out test description (the evaluation set).
@@ -211,10 +212,11 @@ def make_step(
         synth = _sample(cfg, model.params, k_pool, data, ids, mask)
         valid_synth = jnp.arange(cfg.k_max) < counts.k_synth
         if cfg.correct:
-            used, info = physics.correct_motion(
-                k_corr, synth, counts.gamma, backend=cfg.backend, mask=valid_synth
-            )
-            corrected = info["corrected"]
+            correct = physics.make_corrector(counts.gamma, backend=cfg.backend)
+            used = correct(k_corr, synth, mask=valid_synth)
+            # The interface returns samples only; a corrected row is one that changed (a
+            # kept or fallen motion comes back bit for bit).
+            corrected = jnp.any(used != synth, axis=(1, 2))
         else:
             used, corrected = synth, jnp.zeros(cfg.k_max, bool)
         valid_real = jnp.arange(data.real_x.shape[0]) < counts.n_real
