@@ -178,10 +178,10 @@ def _effective_gamma_command(cfg, args) -> int:
 
 
 def _figures(args) -> int:
-    from sims.digits import cli as digits_cli
+    from sims.digits import report as digits_report
     from sims.gaussian import bounds, effective, phase, toy, workflows
     from sims.motion.cli import figures as motion_figures
-    from sims.motion.cli import loop_figures as motion_loop_figures
+    from sims.motion.report import loop_figures as motion_loop_figures
 
     out = Path(args.out)
     _bounds_figure(bounds.Config(), out)
@@ -190,7 +190,7 @@ def _figures(args) -> int:
     _workflows(workflows.Config(), out)
     motion_figures(out)
     motion_loop_figures(out)
-    digits_cli.figures(out)
+    digits_report.figures(out)
     _effective_gamma(effective.Config(), out)
     return 0
 
