@@ -10,7 +10,7 @@ the config is built, before any computation or compilation; a bad value exits wi
 The CLI only parses, builds the config, calls the experiment's ``run(cfg)`` and
 ``report(results, out)`` (``sims.gaussian.{bounds,toy,phase,workflows,effective}``) and
 prints what happened; notebooks call the same two functions. To add a command, write a
-handler ``handler(cfg, args) -> int`` and register it with :func:`add_command` (flags that
+handler ``handler(cfg, args) -> int`` and register it with ``add_command`` (flags that
 are not config fields, such as ``--out``, go in ``extra``). ``scsc digits`` and ``scsc
 motion`` are still added by their own modules (``sims.digits.cli``, ``sims.motion.cli``).
 """

@@ -1,7 +1,7 @@
 """Experiment configs: field metadata, validation in one place, and flags generated from them.
 
 Every experiment has one frozen ``Config`` dataclass. Each field declares, once, what the
-command line and the validator need to know, through :func:`option`::
+command line and the validator need to know, through ``option``:
 
     @dataclasses.dataclass(frozen=True)
     class Config:
@@ -23,8 +23,8 @@ command line and the validator need to know, through :func:`option`::
         @classmethod
         def smoke(cls, **overrides): ...
 
-and the CLI adds the flags of a whole dataclass with :func:`add_arguments` and builds the
-config back with :func:`from_args`:
+and the CLI adds the flags of a whole dataclass with ``add_arguments`` and builds the
+config back with ``from_args``:
 
 - the flag is ``--`` + the field name with ``_`` → ``-`` (``flag=`` overrides it,
   ``flag=None`` keeps a field off the command line);
@@ -41,6 +41,15 @@ config back with :func:`from_args`:
   the user gives override the preset's values (a preset is called with them as keyword
   arguments when it accepts ``**overrides``, else they are applied with
   ``dataclasses.replace``).
+
+Converting a command (the digits and motion CLIs still parse by hand): give its config
+fields ``option`` metadata (``flag="--physics"`` where the flag's name differs from the
+field, ``parse=`` for a composite value), register it with ``sims.cli.add_command(sub,
+name, Config, handler, presets=("quick", "long", "full", "smoke"), default_preset="quick",
+extra=...)`` and put the flags that are not config fields (``--out``, ``--resume``,
+``--no-progress``) in ``extra``. A flag that sets several fields at once (motion's ``--n``,
+``--lams``, ``--seeds`` build ``runs``) is best a field of its own that ``__post_init__``
+expands.
 
 Errors. A value that cannot be parsed is an argparse error (exit status 2, naming the
 flag); a value out of range is a ``ValueError`` from the config's own validation, which
@@ -116,7 +125,7 @@ def option(
         help: flag help; default the field's line under ``Attributes:`` in the docstring.
         choices: admissible values (each element, for a tuple field).
         check: ``check(name, value)`` raising ``ValueError`` with a message naming
-            ``name``; run by :func:`validate` on every construction (None is not checked
+            ``name``; run by ``validate`` on every construction (None is not checked
             for optional fields).
         parse: string → value for the command line, instead of the annotation's parser;
             it raises ``argparse.ArgumentTypeError`` (or ``ValueError``) on bad text.
@@ -372,6 +381,10 @@ def _flag(f: dataclasses.Field) -> str | None:
     return flag
 
 
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
 def presets_of(cls) -> tuple[str, ...]:
     """The preset classmethods (of ``PRESETS``) that ``cls`` defines."""
     return tuple(p for p in PRESETS if callable(getattr(cls, p, None)))
@@ -389,7 +402,7 @@ def add_arguments(
 
     Args:
         parser: the (sub)command's parser.
-        cls: a frozen config dataclass (fields made with :func:`option` or plain fields).
+        cls: a frozen config dataclass (fields made with ``option`` or plain fields).
         presets: preset flags to offer (default: every one of ``PRESETS`` that ``cls``
             defines); ``()`` offers none.
         default_preset: the preset used when no preset flag is given (default: the
@@ -414,7 +427,9 @@ def add_arguments(
             continue
         meta = _meta(f)
         tp = hints[f.name]
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        # A field without a default is a required flag, unless a preset can supply it
+        # (then ``from_args`` reports it missing when no preset was chosen).
+        required = _required(f) and not presets and default_preset is None
         help_text = (meta.get("help") or docs.get(f.name, "")).rstrip(".")
         if base is not None:
             default = getattr(base, f.name)
@@ -460,9 +475,17 @@ def from_args(args: argparse.Namespace, cls=None):
     }
     preset = getattr(args, "_preset", None)
     if preset is None:
+        missing = [f for f in dataclasses.fields(cls) if _required(f) and f.name not in given]
+        if missing:
+            flags = ", ".join(_flag(f) or f.name for f in missing)
+            raise ValueError(f"{missing[0].name} is required ({flags}, or a preset flag)")
         return cls(**given)
     make = getattr(cls, preset)
-    params = inspect.signature(make).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+    params = inspect.signature(make).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return make(**given)
-    return dataclasses.replace(make(), **given) if given else make()
+    # A preset with named parameters (e.g. ``full(mnist_path)``) gets those; the other
+    # flags are applied on top.
+    cfg = make(**{k: v for k, v in given.items() if k in params})
+    rest = {k: v for k, v in given.items() if k not in params}
+    return dataclasses.replace(cfg, **rest) if rest else cfg
