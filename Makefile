@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JOBS ?= 2
 
-.PHONY: figures test lint bench clean-venv
+.PHONY: figures test lint docs bench clean-venv
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(VENV)/.base: pyproject.toml
 
 $(VENV)/.test: $(VENV)/.base
 	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+$(VENV)/.docs: $(VENV)/.base
+	$(PY) -m pip install -q -e ".[docs]"
 	touch $@
 
 $(VENV)/.bench: $(VENV)/.base
@@ -27,7 +31,13 @@ lint: $(VENV)/.test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: lint
+# The docs site must build without a warning (broken links, anchors, docstring parameters);
+# into a temporary folder, never site/ in the tree. Seconds: griffe reads the source.
+docs: $(VENV)/.docs
+	site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && \
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir "$$site"
+
+test: lint docs
 	$(PY) -m pytest
 
 bench: $(VENV)/.bench
