@@ -45,7 +45,7 @@ import optax
 from jaxtyping import Array, Bool, Float, Int
 from threadpoolctl import threadpool_limits
 
-from sims.common import results
+from sims.common import optim, results
 from sims.common.metrics import diversity, fid, fid_bootstrap
 from sims.motion import dataset as ds
 from sims.motion.representation import N_FEATURES
@@ -256,13 +256,6 @@ def _loss(params, static, ids, mask, x):
     return info_nce(tz, mz, model.log_scale)
 
 
-@functools.cache
-def _adam(lr: float) -> optax.GradientTransformation:
-    # Plain Adam (no weight decay): the fixed standardisation leaves get zero gradients and
-    # so zero updates. One object per lr: a static jit argument.
-    return optax.adam(lr)
-
-
 @partial(jax.jit, static_argnames=("static", "opt", "steps", "batch"))
 def _train(params, static, opt, key, ids, mask, x, *, steps: int, batch: int):
     state = opt.init(params)
@@ -365,7 +358,7 @@ def train(
     params, losses = _train(
         params,
         static,
-        _adam(cfg.lr),
+        optim.adam(cfg.lr),
         jax.random.fold_in(jax.random.key(cfg.seed), 1),
         jnp.asarray(ids),
         jnp.asarray(mask),
