@@ -20,13 +20,14 @@ What counts as a reference:
   module name of the deprecation alias in ``sims/__init__.py`` (``MOVED``) passes on its
   own (``sims.loop``, to say that it still imports) but not as a prefix
   (``sims.loop.sweep``): documentation uses the new names;
-* ``scsc WORD``: WORD must be a subcommand some ``add_parser`` registers;
+* ``scsc WORD``: WORD must be a subcommand of ``sims.cli.parser()`` (nested ones count);
 * in Markdown files, a relative link target ``[text](path)`` (the docs' images at
   ``assets/figures/`` are the files of ``figures/``, served by ``docs/_hooks/figures.py``).
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import functools
 import json
@@ -156,18 +157,26 @@ def dotted_exists(name: str) -> bool:
             continue
         if i == len(parts):
             return True
-        if i == 1:  # only the top package matched: sims.loop-style old names end here
-            return False
+        # Only the top package matched: ``sims.MOVED`` is a name in ``sims/__init__.py``,
+        # an old module name such as ``sims.loop.sweep`` is not.
         return parts[i] in top_level_names(found)
     return False
 
 
 @functools.cache
 def cli_commands() -> frozenset[str]:
-    names = set()
-    for path in (ROOT / "sims").rglob("*.py"):
-        names |= set(re.findall(r"add_parser\(\s*\"([\w-]+)\"", path.read_text()))
-    return frozenset(names)
+    """Every subcommand name of the real ``scsc`` parser, nested ones included."""
+    from sims import cli  # the parser itself, however its subcommands are generated
+
+    def names(parser: argparse.ArgumentParser) -> set[str]:
+        found = set()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found |= {name} | names(sub)
+        return found
+
+    return frozenset(names(cli.parser()))
 
 
 def broken_references(text: str, markdown: bool, source: Path | None = None) -> list[str]:
@@ -245,6 +254,7 @@ def test_known_broken_references_are_still_broken():
         "`figures/bounds.{png,gif}`",
         "`sims.gaussian.loop.no_such_function`",
         "`sims.loop.sweep` (an old module name as a prefix)",
+        "`sims.gaussian_toy.main`",
         "`tests/theory/test_*.nope`",
         "run `scsc no-such-command --out x`",
         "```bash\npython benchmarks/not_there.py\n```",
@@ -261,7 +271,7 @@ def test_a_planted_broken_reference_is_reported(text):
         "`sims/gaussian/loop.py`, ``figures/bounds.{png,json}``, `tests/theory/test_*.py`",
         "`sims.gaussian.sweep.grid`, `theory.bounds`, `theory.effective_gamma.effective_gamma`",
         "`scsc phase --out out/phase`, `out/x.json`, `chains/<arm>_lam<λ>.npz`",
-        "`sims.loop` and `sims.motion.gamma` still import (old names)",
+        "`sims.loop` and `sims.motion.gamma` still import (old names), `sims.MOVED`",
         "[design](docs/design.md)",
     ],
 )
