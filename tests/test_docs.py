@@ -20,7 +20,8 @@ What counts as a reference:
   module name of the deprecation alias in ``sims/__init__.py`` (``MOVED``) passes on its
   own (``sims.loop``, to say that it still imports) but not as a prefix
   (``sims.loop.sweep``): documentation uses the new names;
-* ``scsc WORD``: WORD must be a subcommand of ``sims.cli.parser()`` (nested ones count);
+* in Markdown, ``scsc WORD``: WORD must be a subcommand of ``sims.cli.parser()`` (nested
+  ones count; docstrings also write ``scsc argv`` for "scsc with these arguments");
 * in Markdown files, a relative link target ``[text](path)`` (the docs' images at
   ``assets/figures/`` are the files of ``figures/``, served by ``docs/_hooks/figures.py``).
 """
@@ -187,7 +188,7 @@ def broken_references(text: str, markdown: bool, source: Path | None = None) -> 
         snippet = re.sub(r"\{[^{}\s]*\}", lambda m: m.group(0).replace(",", "\0"), snippet)
         tokens = [t.rstrip(".:!?").replace("\0", ",") for t in SPLIT.split(snippet) if t]
         for i, token in enumerate(tokens):
-            if token == "scsc" and i + 1 < len(tokens):
+            if markdown and token == "scsc" and i + 1 < len(tokens):
                 word = tokens[i + 1]
                 if re.fullmatch(r"[a-z][\w-]*", word) and word not in cli_commands():
                     broken.append(f"scsc {word}")
