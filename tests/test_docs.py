@@ -220,9 +220,6 @@ def broken_references(text: str, markdown: bool, source: Path | None = None) -> 
 KNOWN_BROKEN = {
     # moved with the tests: ``tests/theory/test_operators.py``
     "theory/operators.py: tests/test_operators.py",
-    # names the motion loop's module-to-be (issue 14 splits sims/motion/loop.py); until
-    # then ``sims.motion.loop``
-    "sims/common/runner.py: sims.motion.run",
 }
 
 
