@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JOBS ?= 2
 
-.PHONY: figures test lint docs bench clean-venv
+.PHONY: figures test lint bench clean-venv
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,7 @@ lint: $(VENV)/.test
 
 # The docs site must build without a warning (broken links, anchors, docstring parameters);
 # into a temporary folder, never site/ in the tree. Seconds: griffe reads the source.
+.PHONY: docs
 docs: $(VENV)/.docs
 	site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && \
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir "$$site"
