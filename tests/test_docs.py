@@ -217,10 +217,7 @@ def broken_references(text: str, markdown: bool, source: Path | None = None) -> 
 # Known stale references in files this test's author could not edit, each with its fix.
 # An entry that is no longer broken fails ``test_known_broken_references_are_still_broken``:
 # delete it then.
-KNOWN_BROKEN = {
-    # moved with the tests: ``tests/theory/test_operators.py``
-    "theory/operators.py: tests/test_operators.py",
-}
+KNOWN_BROKEN: set[str] = set()
 
 
 def all_broken_references() -> list[str]:
