@@ -10,7 +10,7 @@ call):
 - ``correction``: MJX inside the step, measured as ``fused`` − ``fused_iterative`` (the
   two compiled steps differ only by the correction). A standalone jitted MJX
   ``correct_motion`` of these 64 motions hung in XLA on this CPU every time we ran it (see
-  README), so it is not timed on its own; the C backend (``correct_motion`` with
+  docs/design.md), so it is not timed on its own; the C backend (``correct_motion`` with
   ``backend="mujoco"``) is timed standalone as a second row;
 - ``finetune``: ``generator.train_steps`` (200 Adam steps, batch 32);
 - ``evaluation``: ``evaluator.evaluate`` on the 128 motions (host NumPy + the encoders);

@@ -234,7 +234,7 @@ def add_parser(sub) -> None:
         type=float,
         metavar="SECONDS",
         help="run the loop in a child process and restart it with --resume when no "
-        "checkpoint was written for SECONDS (e.g. 900; see README: rare XLA CPU hangs)",
+        "checkpoint was written for SECONDS (e.g. 900; see docs/design.md: rare XLA CPU hangs)",
     )
     p.set_defaults(func=_loop, mode=None)
     msub = p.add_subparsers(dest="motion_command")
