@@ -503,8 +503,14 @@ def augment_moments(
     check_nonneg_int("t", t)
     opts = (center, shrink, replace_var, noise_var, n_fresh)
     _check_augment(n, lam, gamma, data_mean, data_var, real, theta0, opts)
-    matrix, s0 = _augment_system(int(n), lam, gamma, data_mean, data_var, real, theta0, opts)
-    t = jnp.asarray(t)
+    return _augment_moments(
+        jnp.asarray(t), as_float(n), lam, gamma, data_mean, data_var, real, theta0, opts
+    )
+
+
+@jax.jit  # n is traced too: one compilation serves every size
+def _augment_moments(t, n, lam, gamma, data_mean, data_var, real, theta0, opts):
+    matrix, s0 = _augment_system(n, lam, gamma, data_mean, data_var, real, theta0, opts)
     s = _apply_power(
         jnp.broadcast_to(matrix, (*t.shape, 5, 5)), jnp.broadcast_to(s0, (*t.shape, 5)), t
     )
@@ -537,7 +543,12 @@ def augment_stationary(
     """
     opts = (center, shrink, replace_var, noise_var, n_fresh)
     _check_augment(n, lam, gamma, data_mean, data_var, real, None, opts)
-    matrix, _ = _augment_system(int(n), lam, gamma, data_mean, data_var, real, None, opts)
+    return _augment_stationary(as_float(n), lam, gamma, data_mean, data_var, real, opts)
+
+
+@jax.jit
+def _augment_stationary(n, lam, gamma, data_mean, data_var, real, opts):
+    matrix, _ = _augment_system(n, lam, gamma, data_mean, data_var, real, None, opts)
     m4, const = matrix[:4, :4], matrix[:4, 4]
     x = jnp.linalg.solve(jnp.eye(4, dtype=m4.dtype) - m4, const)
     return as_float(data_mean) + x[0], x[1], x[3], _augment_rate(m4)

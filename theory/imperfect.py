@@ -253,7 +253,11 @@ def top_alpha_law(mean, var, alpha, center) -> tuple[Float[Array, "..."], ...]:
     Finite k of ⌈k/α⌉ candidates is an order-statistic selection whose mean differs from this
     limit by O(1/k) (checked in the tests at large k).
     """
-    mean, var, alpha, center = (as_float(x) for x in (mean, var, alpha, center))
+    return _top_alpha_law(*(as_float(x) for x in (mean, var, alpha, center)))
+
+
+@jax.jit
+def _top_alpha_law(mean, var, alpha, center):
     sigma = jnp.sqrt(var)
 
     def excess(r, mu, sd):
@@ -325,9 +329,14 @@ def selective_population_map(
         (μ', v').
     """
     _check_selective(kind, lam, data[1], alpha, width)
-    return _selective_map(
-        kind, as_float(theta[0]), as_float(theta[1]), lam, data, alpha, center, width
+    return _selective_map_jit(
+        kind, as_float(theta[0]), as_float(theta[1]), as_float(lam), data, alpha, center, width
     )
+
+
+@partial(jax.jit, static_argnums=0)
+def _selective_map_jit(kind, mu, var, lam, data, alpha, center, width):
+    return _selective_map(kind, mu, var, lam, data, alpha, center, width)
 
 
 def _selective_map(kind, mu, var, lam, data, alpha, center, width):
@@ -352,7 +361,7 @@ def selective_fixed_point(
     center=0.0,
     width=None,
     theta0: tuple | None = None,
-    iterations: int = 400,
+    iterations: int = 200,
 ) -> tuple[Float[Array, ""], Float[Array, ""], Float[Array, ""]]:
     """Fixed point (μ∞, v∞) of ``selective_population_map`` and its rate (1-D, λ < inf).
 
@@ -382,10 +391,11 @@ def _selective_fixed_point(kind, iterations, lam, data, alpha, center, width, th
     def f(x):
         return jnp.stack(_selective_map(kind, x[0], x[1], lam, data, alpha, center, width))
 
+    def newton(_, x):
+        return x - jnp.linalg.solve(jnp.eye(2, dtype=x.dtype) - jax.jacfwd(f)(x), x - f(x))
+
     x = jax.lax.fori_loop(0, iterations, lambda _, x: f(x), jnp.stack(theta0))
-    for _ in range(3):
-        jac = jax.jacfwd(f)(x)
-        x = x - jnp.linalg.solve(jnp.eye(2, dtype=x.dtype) - jac, x - f(x))
+    x = jax.lax.fori_loop(0, 3, newton, x)
     jac = jax.jacfwd(f)(x)
     tr, det = jnp.trace(jac), jnp.linalg.det(jac)
     disc = tr**2 - 4.0 * det
@@ -531,8 +541,12 @@ def _optimal_gamma(n, grid, sigma2, shrink, replace_var, noise_var, lam, bias):
         return jnp.where(left, lo, x1), jnp.where(left, x2, hi)
 
     lo, hi = jax.lax.fori_loop(0, 60, golden, (lo, hi))
-    q = 0.5 * (lo + hi)
-    q, best = jax.lax.cond(mse(q) <= values[i], lambda: (q, mse(q)), lambda: (qs[i], values[i]))
+    # The ends first: argmin takes the first minimum, so a monotone MSE ends exactly at
+    # q = 0 (γ = inf) or q = 1 (γ = 0) instead of a golden-section point next to it.
+    cands = jnp.stack([qs[0], qs[-1], 0.5 * (lo + hi), qs[i]])
+    cand_values = jax.vmap(mse)(cands)
+    j = jnp.argmin(cand_values)
+    q, best = cands[j], cand_values[j]
     gamma = jnp.where(q > 0, 1.0 / jnp.maximum(q, 1e-300) - 1.0, jnp.inf)
     return gamma, best
 
@@ -615,14 +629,14 @@ def _check_one_round(n_real, n_synth, width, sigma2) -> None:
 
 def _binomial_pmf(trials: int, p):
     """P(K = j), j = 0..trials, K ~ Binomial(trials, p), in log space (p may be an array)."""
-    j = jnp.arange(trials + 1, dtype=jnp.result_type(float))
     p = as_float(p)[..., None]
+    j = jnp.arange(trials + 1, dtype=p.dtype).reshape((1,) * (p.ndim - 1) + (-1,))
     log_choose = (
         jax.lax.lgamma(trials + 1.0) - jax.lax.lgamma(j + 1.0) - jax.lax.lgamma(trials - j + 1.0)
     )
     safe = jnp.clip(p, 1e-300, 1.0 - 1e-16)
     log_pmf = log_choose + j * jnp.log(safe) + (trials - j) * jnp.log1p(-safe)
-    return jnp.exp(log_pmf), j
+    return jnp.exp(log_pmf), j.ravel()
 
 
 def band_one_round(
@@ -709,7 +723,13 @@ def band_one_round_expansion(
         dict with ``real``, ``filtered_real`` and ``filtered_synthetic``.
     """
     _check_one_round(n_real, n_synth, width, sigma2)
-    bias, width, sigma2 = as_float(bias), as_float(width), as_float(sigma2)
+    return _band_expansion(
+        as_float(n_real), as_float(n_synth), as_float(bias), as_float(width), as_float(sigma2)
+    )
+
+
+@jax.jit
+def _band_expansion(n_real, n_synth, bias, width, sigma2):
     lo, hi = bias - 0.5 * width, bias + 0.5 * width
 
     def trunc_mean(mu):

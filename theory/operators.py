@@ -396,14 +396,14 @@ def affine(gamma, params: Affine) -> Corrector:
         del labels
         valid = _valid(x, mask)
         n, d = x.shape
-        k_keep, k_noise = jax.random.split(key)
-        q = _keep_probability(gamma).astype(x.dtype)
-        keep = jax.random.uniform(k_keep, (n,), x.dtype) < q
-        z = jax.random.normal(k_noise, (2, n, d), x.dtype)
+        # One random call (each is a loop of its own on XLA:CPU): the keep coin is a normal
+        # below Φ⁻¹(q), i.e. a Bernoulli(q) (Φ⁻¹(0) = −inf, Φ⁻¹(1) = +inf).
+        z = jax.random.normal(key, (n, 2 * d + 1), x.dtype)
+        keep = z[:, 0] < ndtri(_keep_probability(gamma).astype(x.dtype))
         c = params.center.astype(x.dtype)
-        kept = x + jnp.sqrt(params.noise_var).astype(x.dtype) * z[0]
+        kept = x + jnp.sqrt(params.noise_var).astype(x.dtype) * z[:, 1 : d + 1]
         root = gauss.sqrtm_psd(params.replace_cov.astype(x.dtype))
-        moved = c[None, :] + params.shrink.astype(x.dtype) * (x - c[None, :]) + z[1] @ root
+        moved = c[None, :] + params.shrink.astype(x.dtype) * (x - c[None, :]) + z[:, d + 1 :] @ root
         out = jnp.where(keep[:, None], kept, moved)
         return jnp.where(valid[:, None], out, x)
 
