@@ -8,6 +8,8 @@ p_c ≠ p_θ* (``target`` = p_c); ``final`` (θ_T) is compared, not the loop's m
 are relative to ``target``.
 """
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -121,3 +123,29 @@ def test_misspecified_points_stable_beyond_the_theorem():
             assert r["theorem_stable"] and r["theorem_rate"] > r["exact_rate"]
     with pytest.raises(ValueError, match="kinds must"):
         misspecified.MisspecifiedConfig(kinds=("normal",))
+
+
+def test_findings_tables_are_consistent():
+    """The findings script's tables (closed forms): the break-even bias is where the biased
+    corrector's MSE meets the reference, zero where the reference wins already at b = 0;
+    γ_opt turns finite at the reported onset."""
+    from sims.gaussian import imperfect as findings_mod
+
+    f = findings_mod.findings(10, 1.0)
+    se = 1 / np.sqrt(10)
+    for r in f["by_gamma"]:
+        if r["mse_fresh"] <= r["mse_ideal"]:
+            assert r["break_even_vs_fresh"] == 0.0
+        else:
+            b = r["break_even_vs_fresh"] * se
+            assert float(imp.stationary_mse(10, 1.0, r["gamma"], b)) == pytest.approx(
+                r["mse_fresh"], rel=1e-9
+            )
+        assert r["break_even_vs_none"] >= r["break_even_vs_fresh"]  # = when m = 0
+    onset = f["onset_bias_se"] * se
+    assert np.isinf(float(imp.mse_optimal_gamma(10, 1.0, 0.99 * onset)[0]))
+    assert np.isfinite(float(imp.mse_optimal_gamma(10, 1.0, 1.01 * onset)[0]))
+    # Shrinking toward m* lowers the mean's MSE but contracts the population variance.
+    shrink = f["shrinking_gamma1"]
+    assert all(a["fixed_var"] > b["fixed_var"] for a, b in itertools.pairwise(shrink))
+    assert all(a["mse_mean"] > b["mse_mean"] for a, b in itertools.pairwise(shrink))
