@@ -359,11 +359,11 @@ def _effective_gamma(args) -> int:
 
 
 def _figures(args) -> int:
-    from sims.digits import cli as digits_cli
+    from sims.digits import report as digits_report
     from sims.gaussian import effective, toy
     from sims.gaussian import phase as pd
     from sims.motion.cli import figures as motion_figures
-    from sims.motion.cli import loop_figures as motion_loop_figures
+    from sims.motion.report import loop_figures as motion_loop_figures
 
     out = Path(args.out)
     run_bounds(out)
@@ -372,7 +372,7 @@ def _figures(args) -> int:
     run_workflows(pd.WorkflowsConfig(), out)
     motion_figures(out)
     motion_loop_figures(out)
-    digits_cli.figures(out)
+    digits_report.figures(out)
     run_effective_gamma(effective.Config(), out)
     return 0
 

@@ -14,6 +14,7 @@ ALLOWED = {
     "collections",
     "typing",
     "math",
+    "warnings",  # deprecation messages of moved names
 }
 
 
