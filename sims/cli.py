@@ -8,11 +8,13 @@ the config is built, before any computation or compilation; a bad value exits wi
 2 and a message naming the parameter and its allowed range.
 
 The CLI only parses, builds the config, calls the experiment's ``run(cfg)`` and
-``report(results, out)`` (``sims.gaussian.{bounds,toy,phase,workflows,effective}``) and
-prints what happened; notebooks call the same two functions. To add a command, write a
-handler ``handler(cfg, args) -> int`` and register it with ``add_command`` (flags that
-are not config fields, such as ``--out``, go in ``extra``). ``scsc digits`` and ``scsc
-motion`` are still added by their own modules (``sims.digits.cli``, ``sims.motion.cli``).
+``report(results, out)`` (``sims.gaussian.{bounds,toy,phase,workflows,effective}``,
+``sims.digits.report``) and prints what happened; notebooks call the same two functions.
+To add a command, write a handler ``handler(cfg, args) -> int`` and register it with
+``add_command`` (flags that are not config fields, such as ``--out``, go in ``extra``).
+``scsc motion`` is still added by its own module (``sims.motion.cli``): its ``--n``,
+``--lams`` and ``--seeds`` flags build one field (``runs``) and it carries the physics
+subcommands.
 """
 
 from __future__ import annotations
@@ -177,6 +179,23 @@ def _effective_gamma_command(cfg, args) -> int:
     return 0
 
 
+def _digits_command(cfg, args) -> int:
+    from sims.digits import report
+
+    mode = args._preset or "quick"
+    out = Path(args.out or f"out/digits_{mode}")
+    print(f"digits --{mode}: {cfg.source}, λ = {cfg.lams}, {cfg.generations} generations → {out}")
+    report.run_digits(cfg, out, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def _loop_flags(q) -> None:
+    """The flags of a learned-model loop that are not config fields."""
+    q.add_argument("--out", help="output directory (default out/<command>_<preset>)")
+    q.add_argument("--resume", action="store_true", help="continue the run in --out")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _figures(args) -> int:
     from sims.digits import report as digits_report
     from sims.gaussian import bounds, effective, phase, toy, workflows
@@ -196,7 +215,7 @@ def _figures(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from sims.digits import cli as digits_cli
+    from sims.digits import config as digits_config
     from sims.gaussian import bounds, effective, phase, toy, workflows
     from sims.motion import cli as motion_cli
 
@@ -253,7 +272,16 @@ def parser() -> argparse.ArgumentParser:
         out="out/effective_gamma",
     )
 
-    digits_cli.add_parser(sub)  # scsc digits ...
+    add_command(
+        sub,
+        "digits",
+        digits_config.Config,
+        _digits_command,
+        help="digit-image loop: DDPM + K-means correction (Figs. 3, 7, 8)",
+        extra=_loop_flags,
+        presets=("quick", "long", "full", "smoke"),
+        default_preset="quick",
+    )
     motion_cli.add_parser(sub)  # scsc motion ...
 
     f = sub.add_parser("figures", help="regenerate the committed figures")
