@@ -41,7 +41,13 @@ def _floats(text: str) -> tuple[float, ...]:
 def _bound(args) -> int:
     import jax
 
-    jax.config.update("jax_enable_x64", True)  # a calculator: exact to float64
+    # A calculator: exact to float64, as a context (``main`` may be called in-process; a
+    # global switch would change the precision of everything the caller runs next).
+    with jax.enable_x64(True):
+        return _bound_float64(args)
+
+
+def _bound_float64(args) -> int:
     from theory import _checks, bounds
 
     _checks.check_nonneg("lam", args.lam, allow_inf=False)

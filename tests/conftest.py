@@ -26,3 +26,11 @@ def _x64_unchanged():
     if after != before:
         jax.config.update("jax_enable_x64", before)  # spare the tests that follow
         pytest.fail(f"the test left jax_enable_x64 = {after} (was {before}); use a context")
+
+
+@pytest.fixture
+def float64():
+    """float64 for one test that is about exactness (an identity that holds to 1e-9), not
+    about the precision the code runs in; a context, undone when the test ends."""
+    with jax.enable_x64(True):
+        yield

@@ -6,7 +6,7 @@ from sims import cli
 
 
 def test_bound_json():
-    # A fresh process: the test session enables x64 globally, the CLI must do it itself.
+    # A fresh process: the CLI must switch float64 on itself (tests run in float32).
     args = ["bound", "--lam", "0.3", "--gamma", "1", "--t", "50", "--tau", "0.01", "--err0", "1"]
     proc = subprocess.run(
         [sys.executable, "-m", "sims.cli", *args, "--json"],
