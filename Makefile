@@ -30,12 +30,13 @@ lint: $(VENV)/.test
 test: lint
 	$(PY) -m pytest
 
-# The contributor's first check, a few minutes on 2 CPU cores: the theory and the Gaussian
-# experiment (plus the CLI and layout checks), without the learned-model tests.
+# The contributor's first check, under 3 minutes on 2 CPU cores: the theory and the Gaussian
+# experiment (plus the metrics, CLI and layout checks), without the tests marked `heavy`
+# (learned models, notebooks, phase diagrams, multi-device sweeps; `make test` runs them).
 FAST_TESTS := tests/theory tests/sims/gaussian tests/sims/common tests/test_cli.py tests/test_layout.py
 
 test-fast: lint
-	$(PY) -m pytest -m "not slow and not gpu and not learned" $(FAST_TESTS)
+	$(PY) -m pytest -m "not slow and not gpu and not heavy" $(FAST_TESTS)
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/gaussian_toy.py

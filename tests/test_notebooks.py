@@ -18,7 +18,7 @@ FIGURES = {
 }
 
 
-@pytest.mark.learned
+@pytest.mark.heavy
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_smoke(path, tmp_path, monkeypatch):
     monkeypatch.setenv("SCSC_SMOKE", "1")

@@ -181,7 +181,7 @@ def tiny_ddpm():
     return d, p, static, sched, losses
 
 
-@pytest.mark.learned
+@pytest.mark.heavy
 def test_ddpm_params_are_float32_and_loss_decreases(tiny_ddpm):
     _, p, _, _, losses = tiny_ddpm
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(p))
@@ -189,7 +189,7 @@ def test_ddpm_params_are_float32_and_loss_decreases(tiny_ddpm):
     assert losses[-20:].mean() < 0.7 * losses[:10].mean(), (losses[:10], losses[-20:])
 
 
-@pytest.mark.learned
+@pytest.mark.heavy
 def test_sampler_shapes_ranges_and_scan_equals_loop(tiny_ddpm):
     _, p, static, sched, _ = tiny_ddpm
     labels = jnp.arange(20) % 10
@@ -218,7 +218,7 @@ def test_respacing_with_all_steps_is_plain_ddpm():
 # ---- evaluator (the metrics it uses are tested in tests/sims/common/test_metrics.py) ------
 
 
-@pytest.mark.learned
+@pytest.mark.heavy
 def test_lenet_learns_digits_quickly():
     d = data.load_digits8()
     clf = evaluator.train_classifier(d.x_train, d.y_train, evaluator.ClassifierConfig(steps=400))

@@ -8,6 +8,8 @@ from sims.common import results
 from sims.gaussian import phase as pd
 from theory import bounds
 
+pytestmark = pytest.mark.heavy  # phase-diagram and workflow runs (smoke): ~1 min
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
