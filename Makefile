@@ -16,6 +16,10 @@ $(VENV)/.test: $(VENV)/.base
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
+$(VENV)/.docs: $(VENV)/.base
+	$(PY) -m pip install -q -e ".[docs]"
+	touch $@
+
 $(VENV)/.bench: $(VENV)/.base
 	$(PY) -m pip install -q -e ".[bench]"
 	touch $@
@@ -27,7 +31,14 @@ lint: $(VENV)/.test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: lint
+# The docs site must build without a warning (broken links, anchors, docstring parameters);
+# into a temporary folder, never site/ in the tree. Seconds: griffe reads the source.
+.PHONY: docs
+docs: $(VENV)/.docs
+	site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && \
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir "$$site"
+
+test: lint docs
 	$(PY) -m pytest
 
 # The contributor's first check, under 3 minutes on 2 CPU cores: the theory and the Gaussian

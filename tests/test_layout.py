@@ -28,7 +28,7 @@ ALLOWED = {
     "collections",
     "typing",
     "math",
-    "warnings",
+    "warnings",  # deprecation messages of moved names
 }
 
 

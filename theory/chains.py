@@ -1,7 +1,7 @@
 """Exact finite-sample chains of self-consuming loops on Gaussians, for every γ ≥ 0.
 
-Paper: Def. 4.1 (π_γ), eq. (5) (G^n_λ), Assumption 3 (τ_n(δ)); PAPER.md §6 ("exact
-finite-sample chains"). Bertrand et al. (ICLR 2024) is the case γ = 0.
+Paper: Def. 4.1 (π_γ), eq. (5) (G^n_λ), Assumption 3 (τ_n(δ)); ``docs/paper.md``, "Beyond
+the paper" ("exact finite-sample chains"). Bertrand et al. (ICLR 2024) is the case γ = 0.
 
 Notation. The ideal corrector π_γ keeps each synthetic point of p_θ with probability
 q = 1/(1+γ) and otherwise replaces it by a fresh draw of p_θ* (``theory.operators.ideal``);
@@ -248,7 +248,7 @@ def replace_moments(
 ) -> tuple[Float[Array, "..."], Float[Array, "..."], Float[Array, "..."]]:
     """Exact (E μ_t, E (μ_t − m*)², E σ_t²) of the ``replace`` chain with both moments fitted.
 
-    Paper: Def. 4.1 and eq. (5) without real data (PAPER.md §6 "replace-only"); γ = 0 is
+    Paper: Def. 4.1 and eq. (5) without real data (``docs/paper.md``, "replace-only"); γ = 0 is
     Bertrand et al.'s collapsing loop. Each generation draws n i.i.d. points of the mixture
     π_γ p_θ = q N(μ_t, σ_t²) + (1−q) N(m*, v*) and refits by MLE (sample mean, 1/n variance).
 
@@ -347,8 +347,8 @@ def replace_stationary(
 def replace_log_variance(t, n: int, var0=1.0) -> tuple[Float[Array, "..."], Float[Array, "..."]]:
     """Exact (E log σ_t², Var log σ_t²) of the uncorrected ``replace`` chain (γ = 0).
 
-    Paper: PAPER.md §6 ("the variance shrinks geometrically in expectation, the median much
-    faster"); Bertrand et al.'s γ = 0. Derivation: given σ_t², n σ²_{t+1}/σ_t² ~ χ²_{n−1},
+    Paper: ``docs/paper.md`` ("the variance shrinks geometrically in expectation, the median
+    much faster"); Bertrand et al.'s γ = 0. Derivation: given σ_t², n σ²_{t+1}/σ_t² ~ χ²_{n−1},
     independently of the past and of μ_t (Cochran), so log σ_t² = log σ₀² + Σ_{s<t} log ξ_s
     with ξ_s i.i.d. χ²_{n−1}/n. With E log χ²_ν = ψ(ν/2) + log 2 and Var log χ²_ν = ψ'(ν/2):
 
@@ -381,9 +381,9 @@ def replace_log_variance(t, n: int, var0=1.0) -> tuple[Float[Array, "..."], Floa
 def replace_log_det_drift(n: int, d: int) -> Float[Array, ""]:
     """Exact per-generation drift of E log det Σ_t in the uncorrected ``replace`` loop, d ≥ 1.
 
-    Paper: PAPER.md §6 (collapse without real data). Given Σ_t, n Σ_{t+1} = Σ_t^{1/2} W Σ_t^{1/2}
-    with W ~ Wishart_d(n − 1, I) independent of the past, and by the Bartlett decomposition
-    det W = Π_{i<d} χ²_{n−1−i} (independent), so
+    Paper: ``docs/paper.md`` (collapse without real data). Given Σ_t,
+    n Σ_{t+1} = Σ_t^{1/2} W Σ_t^{1/2} with W ~ Wishart_d(n − 1, I) independent of the past,
+    and by the Bartlett decomposition det W = Π_{i<d} χ²_{n−1−i} (independent), so
 
         E log det Σ_{t+1} − E log det Σ_t = Σ_{i<d} ψ((n−1−i)/2) + d log(2/n)
 
@@ -433,7 +433,7 @@ def accumulate_moments(
 ) -> tuple[Float[Array, "T1 ..."], Float[Array, "T1 ..."]]:
     """Exact (E μ_t, Var μ_t), t = 0..T, of the ``accumulate`` mean chain (1-D, known σ²).
 
-    Paper: PAPER.md §6 ("accumulate (error stays bounded)"); ``sims.gaussian.loop`` workflow
+    Paper: ``docs/paper.md`` ("accumulate (error stays bounded)"); ``sims.gaussian.loop`` workflow
     ``accumulate``. The real set (n points, mean m̄) is fixed; set j (k = ⌊λn⌋ points) is
     drawn from π_γ p_{μ_{j−1}} and kept forever; generation t ≥ 1 fits
     μ_t = (n m̄ + Σ_{j≤t} S_j)/N_t with N_t = n + tk, S_j the sum of set j; μ₀ is free.
@@ -515,7 +515,7 @@ def _accumulate_moments(generations, n, lam, gamma, real_mean, mu0, target_mean,
 def accumulate_variance_limit(n: int, lam, sigma2=1.0) -> Float[Array, "..."]:
     """lim_t Var μ_t of the uncorrected (γ = 0) ``accumulate`` chain: σ² ψ'(1 + n/k)/k.
 
-    Paper: PAPER.md §6, "accumulate (error stays bounded)". From ``accumulate_moments`` at
+    Paper: ``docs/paper.md``, "accumulate (error stays bounded)". From ``accumulate_moments`` at
     q = 1, Var μ_t = σ² Σ_{j=1}^t k/(n + jk)², and Σ_{j≥1} 1/(j + z)² = ψ'(1 + z) with
     z = n/k. (0 when k = 0.) Independent of μ₀; by contrast the augment chain's
     stationary variance is σ²k/(n+k)² at γ = 0 and the replace chain collapses.

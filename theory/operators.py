@@ -209,7 +209,7 @@ def histogram_reference(
     from N(0, σ²I), σ ∈ {0.6, 1}, γ ∈ [0, 5]) instead of ∫min(φ, f̃/M) (0.10–0.67). Under
     ``vmap`` a rejection loop costs its slowest member's rounds, so this is what makes the
     published protocol fast; the law is checked against quadrature of min(φ, f̃/M) cell by
-    cell in ``tests/test_operators.py``, and the official one-candidate sampler is
+    cell in ``tests/theory/test_operators.py``, and the official one-candidate sampler is
     ``benchmarks/baselines_numpy.py``.
 
     Each round draws ``proposals_per_slot`` × k proposals and keeps the accepted ones in

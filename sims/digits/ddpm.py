@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
-from sims.common.diffusion import posterior_sample, respaced_timesteps, sinusoid
+from sims.common.diffusion import forward_noise, posterior_sample, respaced_timesteps, sinusoid
 
 F32 = jnp.float32
 NULL_LABEL = 10  # the "no label" class used for classifier-free guidance
@@ -147,12 +147,8 @@ def loss_fn(
     """ε-prediction MSE at uniform t, labels dropped to NULL with probability ``label_dropout``."""
     model = eqx.combine(params, static)
     kt, kn, kd = jax.random.split(key, 3)
-    b = x0.shape[0]
-    t = jax.random.randint(kt, (b,), 0, alpha_bar.shape[0])
-    eps = jax.random.normal(kn, x0.shape, F32)
-    ab = alpha_bar[t][:, None, None, None]
-    xt = jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * eps
-    y = jnp.where(jax.random.uniform(kd, (b,)) < label_dropout, NULL_LABEL, y)
+    t, eps, xt = forward_noise(kt, kn, x0, alpha_bar)
+    y = jnp.where(jax.random.uniform(kd, (x0.shape[0],)) < label_dropout, NULL_LABEL, y)
     pred = jax.vmap(model)(xt, t, y)
     return jnp.mean((pred - eps) ** 2)
 

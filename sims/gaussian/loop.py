@@ -30,24 +30,44 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
+from sims.common import deprecation
 from theory import gaussian as gauss
 from theory import operators as ops
 
 __all__ = [
-    "WORKFLOWS",
+    "BLOWUP",
+    "LOOP_WORKFLOWS",
+    "SWEEP_WORKFLOWS",
     "LoopSpec",
     "LoopState",
     "PoolSums",
     "Trace",
     "default_chunk",
     "diverged_at",
+    "finite_fit",
     "generation",
     "simulate",
     "sweep",
 ]
 
-WORKFLOWS = ("augment", "replace", "accumulate", "toy")
-_BLOWUP = 1e8  # a covariance entry beyond this counts as divergence
+# The workflows of the sufficient-statistic engine (``sims.gaussian.sweep``): the fit needs
+# only each synthetic set's count, mean and scatter. The order is the engine's workflow code.
+SWEEP_WORKFLOWS = ("augment", "accumulate", "replace")
+# This point-level loop runs those and the Fig. 2 ``toy`` schedule, which drops individual
+# stored points and so needs the points themselves.
+LOOP_WORKFLOWS = (*SWEEP_WORKFLOWS, "toy")
+
+# The divergence rule of every Gaussian loop: a fit with a non-finite entry or a covariance
+# entry beyond BLOWUP has diverged (a result, flagged per run, never an exception).
+BLOWUP = 1e8
+
+__getattr__ = deprecation.module_getattr(__name__, {"WORKFLOWS": f"{__name__}.LOOP_WORKFLOWS"})
+
+
+def finite_fit(theta: gauss.Gaussian) -> Bool[Array, ""]:
+    """The divergence rule: θ is finite and no covariance entry exceeds ``BLOWUP``."""
+    finite = jnp.all(jnp.isfinite(theta.cov)) & jnp.all(jnp.isfinite(theta.mean))
+    return finite & (jnp.max(jnp.abs(theta.cov)) < BLOWUP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +75,7 @@ class LoopSpec:
     """Static description of a loop (hashable: one compilation per spec).
 
     Attributes:
-        workflow: one of ``WORKFLOWS``.
+        workflow: one of ``LOOP_WORKFLOWS``.
         correction: one of ``theory.operators.CORRECTIONS``.
         generations: number of generations T.
         n_real: size n of the real set.
@@ -69,8 +89,8 @@ class LoopSpec:
     k_max: int = 25
 
     def __post_init__(self):
-        if self.workflow not in WORKFLOWS:
-            raise ValueError(f"workflow must be one of {WORKFLOWS}; got {self.workflow!r}")
+        if self.workflow not in LOOP_WORKFLOWS:
+            raise ValueError(f"workflow must be one of {LOOP_WORKFLOWS}; got {self.workflow!r}")
         if self.correction not in ops.CORRECTIONS:
             raise ValueError(
                 f"correction must be one of {ops.CORRECTIONS}; got {self.correction!r}"
@@ -178,9 +198,7 @@ def _toy_dropped(t: Array, k: Array, k_max: int) -> tuple[Array, Array]:
 
 
 def _metrics(theta: gauss.Gaussian, target: gauss.Gaussian):
-    finite = jnp.all(jnp.isfinite(theta.cov)) & jnp.all(jnp.isfinite(theta.mean))
-    finite &= jnp.max(jnp.abs(theta.cov)) < _BLOWUP
-    return gauss.w2(theta, target), gauss.param_distance(theta, target), finite
+    return gauss.w2(theta, target), gauss.param_distance(theta, target), finite_fit(theta)
 
 
 def generation(

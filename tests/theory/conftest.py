@@ -43,7 +43,7 @@ def _theory_strict_float64():
 
 @pytest.fixture(scope="module")
 def strict_jax():
-    """Kept for test files that still request it by name; the autouse fixture above
-    already applies strict float64 to every test in this folder."""
+    """The old opt-in name (``pytestmark = pytest.mark.usefixtures("strict_jax")``), kept so
+    such files still run; the autouse fixture above already applies to every theory test."""
     assert jax.config.jax_enable_x64
     yield

@@ -4,7 +4,6 @@ The networks run in JAX's default float32, as in the runs. The smoke loop and th
 kill/resume check live in ``test_loop.py``.
 """
 
-import dataclasses
 import gzip
 import struct
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
+from sims.common import optim
 from sims.digits import data, ddpm, evaluator, kmeans, loop
 
 # ---- data -------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def tiny_ddpm():
     model = ddpm.init_model(jax.random.key(0), 8, cfg.channels)
     params, static = ddpm.split(model)
     sched = ddpm.Schedule(cfg.diffusion_steps)
-    opt = loop.finetune_optimizer(dataclasses.replace(cfg, finetune_lr=3e-3))
+    opt = optim.adam(3e-3)
     p, _, losses = ddpm.train_steps(
         params, opt.init(params), jax.random.key(1), d.x_train, d.y_train, sched.alpha_bar(),
         static=static, optimizer=opt, n_steps=80, batch=cfg.batch,
