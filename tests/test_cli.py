@@ -263,7 +263,13 @@ def test_gaussian_toy_no_panels(tmp_path):
     assert not (tmp_path / "fig2_gaussian_toy.png").exists()
 
 
-@pytest.mark.parametrize("name", ["phase", "workflows", "effective-gamma"])
+HEAVY = pytest.mark.heavy  # phase-diagram and workflow runs: in make test, not make test-fast
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param("phase", marks=HEAVY), pytest.param("workflows", marks=HEAVY), "effective-gamma"],
+)
 def test_smoke_commands(name, tmp_path, capsys):
     assert cli.main([name, "--smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
