@@ -135,7 +135,7 @@ def test_no_command_or_flag_disappeared():
         assert set(flags) <= now, (name, set(flags) - now)
     for (name, flag), choices in CHOICES_BEFORE.items():
         action = next(a for a in COMMANDS[name]._actions if flag in a.option_strings)
-        assert set(action.choices) == choices, (name, flag)
+        assert choices <= set(action.choices), (name, flag, choices - set(action.choices))
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS), ids=lambda n: n or "scsc")
@@ -209,7 +209,7 @@ BAD = [
     (["gaussian-toy", "--seeds", "a"], "seeds must be a count or a comma list"),
     (["gaussian-toy", "--gammas", "0,-1"], "gammas must lie in [0, inf]"),
     (["gaussian-toy", "--gammas", "0,x"], "--gammas"),
-    (["gaussian-toy", "--workflow", "fresh"], "--workflow"),
+    (["gaussian-toy", "--workflow", "freshest"], "--workflow"),
     (["gaussian-toy", "--lam", "0.01"], "lam * n_real must be >= 1"),
     (["gaussian-toy", "--delta", "1"], "delta must lie in (0, 1)"),
     (["gaussian-toy", "--init-cov-scale", "0"], "init_cov_scale"),

@@ -203,6 +203,7 @@ def test_deprecated_names_warn(monkeypatch):
 
 
 def test_one_name_per_workflow_set():
-    """The sweep's workflows are the loop's minus the point-level ``toy`` schedule."""
-    assert loop.LOOP_WORKFLOWS == (*loop.SWEEP_WORKFLOWS, "toy")
+    """The sweep's workflows are the loop's minus the point-level ``toy`` schedule and the
+    equal-budget ``fresh`` control."""
+    assert loop.LOOP_WORKFLOWS == (*loop.SWEEP_WORKFLOWS, "toy", "fresh")
     assert not hasattr(sweep, "_BLOWUP") and not hasattr(loop, "_BLOWUP")
