@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JOBS ?= 2
 
-.PHONY: figures test lint bench clean-venv
+.PHONY: figures test test-fast lint bench clean-venv
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ docs: $(VENV)/.docs
 
 test: lint docs
 	$(PY) -m pytest
+
+# The contributor's first check, under 3 minutes on 2 CPU cores: the theory and the Gaussian
+# experiment (plus the metrics, CLI and layout checks), without the tests marked `heavy`
+# (learned models, notebooks, phase diagrams, multi-device sweeps; `make test` runs them).
+FAST_TESTS := tests/theory tests/sims/gaussian tests/sims/common tests/test_cli.py tests/test_layout.py
+
+test-fast: lint
+	$(PY) -m pytest -m "not slow and not gpu and not heavy" $(FAST_TESTS)
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/gaussian_toy.py

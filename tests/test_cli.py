@@ -172,7 +172,7 @@ def test_defaults_and_flag_meanings_are_unchanged():
 
 
 def test_bound_json():
-    # A fresh process: the test session enables x64 globally, the CLI must do it itself.
+    # A fresh process: the CLI must switch float64 on itself (tests run in float32).
     args = ["bound", "--lam", "0.3", "--gamma", "1", "--t", "50", "--tau", "0.01", "--err0", "1"]
     proc = subprocess.run(
         [sys.executable, "-m", "sims.cli", *args, "--json"],
@@ -263,7 +263,13 @@ def test_gaussian_toy_no_panels(tmp_path):
     assert not (tmp_path / "fig2_gaussian_toy.png").exists()
 
 
-@pytest.mark.parametrize("name", ["phase", "workflows", "effective-gamma"])
+HEAVY = pytest.mark.heavy  # phase-diagram and workflow runs: in make test, not make test-fast
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param("phase", marks=HEAVY), pytest.param("workflows", marks=HEAVY), "effective-gamma"],
+)
 def test_smoke_commands(name, tmp_path, capsys):
     assert cli.main([name, "--smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

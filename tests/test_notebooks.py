@@ -28,6 +28,7 @@ RUN_REPORT = {
 _CLI = re.compile(r"\bsims\.cli\b|\bimport cli\b|\bsims\.\w+\.cli\b|\bcli as\b")
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_smoke(path, tmp_path, monkeypatch):
     monkeypatch.setenv("SCSC_SMOKE", "1")

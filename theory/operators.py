@@ -559,7 +559,7 @@ def retrain(real: Float[Array, "n d"], synthetic: Float[Array, "k d"], lam) -> g
     weights = jnp.concatenate(
         [
             jnp.ones(real.shape[0], real.dtype),
-            (jnp.arange(synthetic.shape[0]) < k).astype(real.dtype),
+            (jnp.arange(synthetic.shape[0], dtype=jnp.int32) < k).astype(real.dtype),
         ]
     )
     return gauss.fit(jnp.concatenate([real, synthetic]), weights)

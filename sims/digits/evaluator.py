@@ -25,7 +25,6 @@ from threadpoolctl import threadpool_limits
 
 from sims.common import optim
 from sims.common.metrics import diversity, fid, fid_bootstrap, kid
-from sims.digits.ddpm import to_float32
 
 F32 = jnp.float32
 
@@ -117,7 +116,7 @@ def train_classifier(
 ) -> LeNet:
     """Trains (or loads from ``cache_dir``, keyed by a content hash of data + config) a LeNet."""
     side = x.shape[-1]
-    template = to_float32(LeNet(side, key=jax.random.key(cfg.seed)))
+    template = LeNet(side, key=jax.random.key(cfg.seed))
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"lenet_{side}_{_fingerprint(x, y, cfg)}.eqx"

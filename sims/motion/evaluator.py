@@ -19,7 +19,7 @@ templated descriptions of ``sims.motion.dataset``:
 
 All distances are Euclidean in this normalised space (so in [0, 2]): they are not
 numerically comparable with HumanML3D's published values, only between arms and
-generations of our runs. Networks run in float32 (also under ``jax_enable_x64``); the
+generations of our runs. Networks run in JAX's default float32; the
 statistics run in float64 NumPy with the digit evaluator's Fréchet helpers.
 
 Trained weights are cached under ``$SCSC_CACHE/motion`` (the dataset's cache directory) by
@@ -125,10 +125,6 @@ class Config:
 
 
 # ------------------------------------------------------------------ networks
-
-
-def _to_float32(tree):
-    return jax.tree_util.tree_map(lambda a: a.astype(F32) if eqx.is_inexact_array(a) else a, tree)
 
 
 def _normalise(z):
@@ -279,7 +275,7 @@ def _template(cfg: Config, tok: Tokenizer, x: np.ndarray) -> Encoders:
     model = Encoders(
         cfg, tok.size, flat.mean(0), std, key=jax.random.fold_in(jax.random.key(cfg.seed), 0)
     )
-    return _to_float32(model)
+    return model
 
 
 def train(

@@ -240,8 +240,6 @@ def init(
         np.maximum(flat.std(0), 1e-3),
         key=jax.random.key(cfg.seed),
     )
-    # float32 also under jax_enable_x64 (the tests run with it on).
-    model = jax.tree_util.tree_map(lambda a: a.astype(F32) if eqx.is_inexact_array(a) else a, model)
     return eqx.partition(model, eqx.is_inexact_array)
 
 

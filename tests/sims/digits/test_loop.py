@@ -26,6 +26,7 @@ def uninterrupted(tmp_path_factory, cache):
     return out, loop.run(loop.Config.smoke(), out, cache_dir=cache, progress=False)
 
 
+@pytest.mark.heavy
 def test_smoke_loop_has_finite_metrics_for_all_arms(uninterrupted):
     _, res = uninterrupted
     cfg = loop.Config.smoke()
@@ -47,6 +48,7 @@ def test_smoke_loop_has_finite_metrics_for_all_arms(uninterrupted):
     assert np.isfinite(res["floor"]["fid"])
 
 
+@pytest.mark.heavy
 def test_kill_then_resume_equals_uninterrupted(uninterrupted, tmp_path, cache):
     _, full = uninterrupted
     cfg = loop.Config.smoke()

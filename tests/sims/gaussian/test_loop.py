@@ -20,7 +20,7 @@ def manual_start(spec, real, theta=None, chunk=1):
     return loop._real_stats(spec, fit), state
 
 
-def test_chunked_scan_equals_python_loop():
+def test_chunked_scan_equals_python_loop(float64):
     spec = loop.LoopSpec("toy", "histogram", 7, 20, 10)
     key, target = jax.random.key(0), gauss.standard(2)
     real = gauss.sample(jax.random.key(1), target, 20)

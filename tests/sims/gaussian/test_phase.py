@@ -12,6 +12,8 @@ from sims.gaussian import phase as pd
 from sims.gaussian import sweep, workflows
 from theory import bounds
 
+pytestmark = pytest.mark.heavy  # phase-diagram and workflow runs (smoke): ~1 min
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):

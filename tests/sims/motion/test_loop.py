@@ -76,6 +76,7 @@ def test_config_errors():
         loop.Config(n_test=8)
 
 
+@pytest.mark.heavy
 def test_generator_loss_decreases(cache):
     data = ds.load(ds.Config(n=36, frames=24, seed=3))
     tok = ev_mod.Tokenizer.from_texts(data["texts"], 24)
@@ -125,6 +126,7 @@ def test_generator_loss_decreases(cache):
 # ------------------------------------------------------------------ loop
 
 
+@pytest.mark.heavy
 def test_jitted_step_outputs(cache):
     s = loop.prepare(CFG)
     params, _ = gen.init(CFG.generator, s.tokenizer.size, s.data["features"][s.train_idx[:24]])
@@ -145,6 +147,7 @@ def test_jitted_step_outputs(cache):
     assert corrected.sum() >= k // 2  # generated motions rarely fall in the corrector
 
 
+@pytest.mark.heavy
 def test_smoke_run_payload_and_files(smoke_run):
     out, payload = smoke_run
     res = payload["results"]["n=24,lam=1"]
@@ -171,6 +174,7 @@ def test_smoke_run_payload_and_files(smoke_run):
     assert np.isfinite(drift["phys_err"]).all()
 
 
+@pytest.mark.heavy
 def test_resume_equals_uninterrupted(smoke_run, tmp_path):
     _, payload = smoke_run
 
