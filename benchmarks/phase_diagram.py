@@ -4,7 +4,7 @@
 Measures, in one invocation:
 
 1. ``fresh``: for each engine, ``--reps`` fresh processes (persistent compilation cache off)
-   that import ``sims.gaussian.phase`` and call ``phase.main`` (what ``scsc phase`` computes)
+   that import ``sims.gaussian.phase`` and call ``phase.run`` (what ``scsc phase`` computes)
    twice on the same config: the first call is *cold* (tracing + compilation + run), the
    second *warm* (compiled). Medians over the processes, the tables/stats ratios, the cost per
    run-generation (cells × seeds × T) and the 1-minute load average beside every number.
@@ -43,7 +43,7 @@ cfg = pd.Config(engine=sys.argv[1], n_lam=int(sys.argv[2]), n_gamma=int(sys.argv
 out = {"import_s": t1 - t0}
 for name in ("cold_s", "warm_s"):
     start = time.perf_counter()
-    pd.main(cfg)
+    pd.run(cfg)
     out[name] = time.perf_counter() - start
 print(json.dumps(out))
 """

@@ -53,12 +53,12 @@ def flat_summary(summary: dict) -> dict[str, float]:
 
 
 def run_summary(offset: int, engine: str) -> dict[str, float]:
-    """Default phase diagram with seeds offset..offset + 31 (``phase.main`` as ``scsc phase``)."""
+    """Default phase diagram with seeds offset..offset + 31 (``phase.run`` as ``scsc phase``)."""
     cfg = pd.Config(engine=engine, batch_size=256 if engine == "stats" else None)
     original = pd.seed_keys
     pd.seed_keys = lambda n: jax.vmap(jax.random.key)(jnp.arange(n) + offset)
     try:
-        return flat_summary(pd.summary(pd.main(cfg)))
+        return flat_summary(pd.summary(pd.run(cfg).data))
     finally:
         pd.seed_keys = original
 

@@ -17,13 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from sims.gaussian.loop import BLOWUP, SWEEP_WORKFLOWS
 from theory._checks import check_positive_int
 
-__all__ = ["ENGINES", "WORKFLOWS", "CellStats", "StatsSpec"]
+__all__ = ["BLOWUP", "ENGINES", "SWEEP_WORKFLOWS", "CellStats", "StatsSpec"]
 
-WORKFLOWS = ("augment", "accumulate", "replace")
 ENGINES = ("tables", "stats")
-BLOWUP = 1e8  # a covariance entry beyond this counts as divergence
 Z_TRANSIENT = 4.0  # a transient point counts while its seed mean exceeds this many SE
 
 
@@ -32,7 +31,7 @@ class StatsSpec:
     """Static description of a sufficient-statistic sweep (one compilation per spec).
 
     Attributes:
-        workflow: one of ``WORKFLOWS``.
+        workflow: one of ``SWEEP_WORKFLOWS``.
         generations: T.
         n_real: real set size n (also the synthetic count of ``replace``).
         dim: dimension d.
@@ -56,8 +55,8 @@ class StatsSpec:
     engine: str = "tables"
 
     def __post_init__(self):
-        if self.workflow not in WORKFLOWS:
-            raise ValueError(f"workflow must be one of {WORKFLOWS}; got {self.workflow!r}")
+        if self.workflow not in SWEEP_WORKFLOWS:
+            raise ValueError(f"workflow must be one of {SWEEP_WORKFLOWS}; got {self.workflow!r}")
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}; got {self.engine!r}")
         for name in ("generations", "n_real", "dim", "k_max"):

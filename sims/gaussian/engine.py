@@ -64,7 +64,7 @@ from jaxtyping import Array, Float
 
 from sims.gaussian.cellstats import (
     BLOWUP,
-    WORKFLOWS,
+    SWEEP_WORKFLOWS,
     CellStats,
     StatsSpec,
     earliest,
@@ -467,12 +467,12 @@ def _gather(diag: Array, index: Array) -> list:
 
 def _rule(spec: StatsSpec, codes):
     """(real_in_fit, accumulates, own_count): Python bools for ``spec.workflow``, or with
-    ``codes`` (an index into ``WORKFLOWS`` per cell) boolean arrays shaped (cells,)."""
+    ``codes`` (an index into ``SWEEP_WORKFLOWS`` per cell) boolean arrays shaped (cells,)."""
     if codes is None:
         rule = RULES[spec.workflow]
         return rule.real_in_fit, rule.accumulates, rule.own_count
     flags = [
-        jnp.asarray([getattr(RULES[w], f) for w in WORKFLOWS])
+        jnp.asarray([getattr(RULES[w], f) for w in SWEEP_WORKFLOWS])
         for f in ("real_in_fit", "accumulates", "own_count")
     ]
     return tuple(f[codes] for f in flags)
@@ -483,7 +483,7 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, tra
 
     Returns per generation t = 0..T either seed reductions (``trace=False``) or per-run
     observations, plus the per-run accumulators and θ_T's observations. ``codes`` (one
-    ``WORKFLOWS`` index per cell) mixes workflows in one compilation: the base group is then
+    ``SWEEP_WORKFLOWS`` index per cell) mixes workflows in one compilation: the base group is then
     carried for every cell (empty for replace, updated only for accumulate) instead of being
     specialised away. ``alg`` forces the state algebra (default: the closed forms for d = 2,
     dense otherwise; tests compare them).
@@ -686,7 +686,7 @@ def batch(
     spec: StatsSpec, layout: Layout, tabs: Tables, real, lams, gammas, codes=None
 ) -> CellStats:
     """``CellStats`` of a batch of cells (``lams``, ``gammas``: one entry per cell, shape
-    (C,); ``codes``: optional ``WORKFLOWS`` index per cell, else ``spec.workflow``), every
+    (C,); ``codes``: optional ``SWEEP_WORKFLOWS`` index per cell, else ``spec.workflow``), every
     seed of ``tabs``; leaves with a leading cell axis."""
     ys, acc, last = _simulate(spec, layout, tabs, real, lams, gammas, codes, trace=False)
     return _finish(spec, ys, acc, last)

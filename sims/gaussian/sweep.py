@@ -1,9 +1,10 @@
-"""Large λ × γ × seed sweeps of the Gaussian loop with the ideal corrector, one jitted call per
-workflow, split over every local device and, with ``jax.distributed``, over processes.
+"""Large λ × γ × seed sweeps of the Gaussian loop with the ideal corrector: one compilation,
+split over every local device and, with ``jax.distributed``, over processes.
 
-Paper: Algorithm 1, eq. (5), Def. 4.1. Workflows: ``augment`` (fixed real set + k = ⌊λn⌋
-fresh points: the theorem), ``accumulate`` (real + every synthetic set so far, kept as one
-running merged group), and ``replace`` (n own samples, no real data; λ is ignored).
+Paper: Algorithm 1, eq. (5), Def. 4.1. Workflows (``SWEEP_WORKFLOWS``): ``augment`` (fixed
+real set + k = ⌊λn⌋ fresh points: the theorem), ``accumulate`` (real + every synthetic set
+so far, kept as one running merged group), and ``replace`` (n own samples, no real data; λ
+is ignored).
 
 Every run starts from θ_0 = (real mean + ``displacement``·e₁, real covariance), so the
 transient is measurable. Per cell (λ, γ) the sweep returns seed summaries (``CellStats``);
@@ -13,18 +14,20 @@ Two engines draw the same law (``StatsSpec.engine``):
 
 - ``"tables"`` (default, ``sims.gaussian.engine``): randomness per (seed, generation) shared
   by every cell, group draws tabulated over the group size, a batch of cells as one
-  vectorised scan with summaries in the carry;
+  vectorised scan with the summaries in the carry;
 - ``"stats"`` (``sims.gaussian.sweep_stats``): the previous engine, each run drawn on its own
   from exact sufficient statistics; kept as the reference of the law tests and the benchmark.
 
 Keys are per seed and shared by all cells (common random numbers), so a cell's numbers do not
-depend on the device layout or the number of processes (bit for bit, at a fixed batch size;
-another batch size changes them only by float rounding, as XLA vectorises other widths).
+depend on the device layout, the chunking or the number of processes (bit for bit, at a fixed
+batch size; another batch size changes them only by float rounding, as XLA vectorises other
+widths differently).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from functools import partial
 
 import jax
@@ -34,16 +37,17 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float
 
+from sims.common import deprecation
 from sims.gaussian import distributed, sweep_stats
 from sims.gaussian import engine as tables_engine
-from sims.gaussian.cellstats import ENGINES, WORKFLOWS, CellStats, StatsSpec
+from sims.gaussian.cellstats import ENGINES, SWEEP_WORKFLOWS, CellStats, StatsSpec
 from sims.gaussian.sweep_stats import RunTrace, cell, run, summarize
 from theory import operators as ops
 from theory._checks import check_positive_int
 
 __all__ = [
     "ENGINES",
-    "WORKFLOWS",
+    "SWEEP_WORKFLOWS",
     "CellStats",
     "RunTrace",
     "StatsSpec",
@@ -54,14 +58,11 @@ __all__ = [
     "summarize",
 ]
 
+__getattr__ = deprecation.module_getattr(
+    __name__, {"WORKFLOWS": "sims.gaussian.loop.SWEEP_WORKFLOWS"}
+)
+
 _LANES = 1 << 15  # runs (cells × seeds) per batch of the tables engine: ~15 MB of state
-
-_progress = None  # a tqdm bar while a CLI sweep runs (host callbacks tick it)
-
-
-def _tick(cells):
-    if _progress is not None:
-        _progress.update(int(np.size(cells)))
 
 
 def default_batch(spec: StatsSpec, seeds: int) -> int:
@@ -74,47 +75,41 @@ def default_batch(spec: StatsSpec, seeds: int) -> int:
     return max(1, _LANES // seeds)
 
 
-def _tables_body(spec: StatsSpec, batch: int, mixed, keys, lams, gammas, codes):
-    """One device's cells, in batches of ``batch``: the tables are drawn once and shared.
-    ``mixed``: None (every cell runs ``spec.workflow``) or the workflow names the per-cell
-    ``codes`` index (one compilation for all of them)."""
-    dtype = jnp.result_type(float)
-    layout = tables_engine.layout_for(spec, workflows=mixed)
-    tabs, real = tables_engine.tables(layout, keys, spec.generations, spec.n_real, dtype)
-
-    def one(args):
-        lam, gamma, code = args
-        code = None if mixed is None else code
-        out = tables_engine.batch(spec, layout, tabs, real, lam, gamma, code)
-        jax.debug.callback(_tick, lam)
-        return out
-
-    out = jax.lax.map(one, tuple(a.reshape(-1, batch) for a in (lams, gammas, codes)))
-    return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), out)
+@partial(jax.jit, static_argnames=("layout", "generations", "n_real"))
+def _draw(layout, keys, generations, n_real):
+    """The tables engine's random tables, drawn once per grid and shared by every chunk."""
+    return tables_engine.tables(layout, keys, generations, n_real, jnp.result_type(float))
 
 
-def _stats_body(spec: StatsSpec, batch: int, keys, lams, gammas, codes):
-    return sweep_stats.map_cells(spec, keys, lams, gammas, codes, batch_size=batch, tick=_tick)
-
-
-@partial(jax.jit, static_argnames=("spec", "batch", "mesh", "mixed"))
-def _cells(spec, keys, lams, gammas, codes, batch, mesh, mixed=None):
-    if spec.engine == "tables":
-        body = partial(_tables_body, spec, batch, mixed)
-    else:
-        body = partial(_stats_body, spec, batch)
+def _sharded(body, mesh, n_shared: int, n_cells: int):
     if mesh is None:
-        return body(keys, lams, gammas, codes)
-    cells = P("cells")
+        return body
     # Cells are independent (no collectives), so varying-axis checks add nothing.
-    sharded = jax.shard_map(
+    return jax.shard_map(
         body,
         mesh=mesh,
-        in_specs=(P(), cells, cells, cells),
-        out_specs=cells,
+        in_specs=(P(),) * n_shared + (P("cells"),) * n_cells,
+        out_specs=P("cells"),
         check_vma=False,
     )
-    return sharded(keys, lams, gammas, codes)
+
+
+@partial(jax.jit, static_argnames=("spec", "layout", "mesh", "mixed"))
+def _tables_chunk(spec, layout, tabs, real, lams, gammas, codes, mesh, mixed):
+    """One batch per device. ``mixed``: None (every cell runs ``spec.workflow``) or the
+    workflow names the per-cell ``codes`` index (one compilation for all of them)."""
+
+    def body(tabs, real, lams, gammas, codes):
+        codes = None if mixed is None else codes
+        return tables_engine.batch(spec, layout, tabs, real, lams, gammas, codes)
+
+    return _sharded(body, mesh, 2, 3)(tabs, real, lams, gammas, codes)
+
+
+@partial(jax.jit, static_argnames=("spec", "batch", "mesh"))
+def _stats_chunk(spec, keys, lams, gammas, codes, batch, mesh):
+    body = partial(sweep_stats.map_cells, spec, batch_size=batch)
+    return _sharded(body, mesh, 1, 3)(keys, lams, gammas, codes)
 
 
 def grid(
@@ -126,33 +121,42 @@ def grid(
     workflows: tuple[str, ...] | None = None,
     batch_size: int | None = None,
     devices=None,
+    on_cells: Callable[[int], None] | None = None,
 ) -> CellStats:
-    """Every (λ, γ) cell × every seed key; leaves shaped (l, g, ...).
+    """Every (λ, γ) cell × every seed key, one compilation; leaves shaped (l, g, ...).
 
-    With ``workflows`` (names from ``WORKFLOWS``) the cells are workflow × λ × γ and the
-    leaves are shaped (w, l, g, ...); the workflow is then data (one compilation).
+    With ``workflows`` (names from ``SWEEP_WORKFLOWS``) the cells are workflow × λ × γ and the
+    leaves are shaped (w, l, g, ...): the workflow is data, so this still compiles once.
 
-    Cells are flattened, padded to whole batches on every device of every process, and this
-    process's share (``sims.gaussian.distributed.share``; all of them in a single process) is
-    split over a 1-D mesh of the local devices (``NamedSharding``/``shard_map``; each device
-    maps over its cells in batches of ``batch_size``). With several processes the shares are
-    gathered (``distributed.gather``), so every process returns the whole grid.
+    Cells are flattened and padded to whole batches on every device of every process; this
+    process takes its share (``sims.gaussian.distributed.share``; all of them in a single
+    process) and dispatches it in chunks of one batch per local device, each split over a
+    1-D device mesh (``NamedSharding``/``shard_map``). Every chunk has the same shapes, so
+    one compilation serves all of them; they are all dispatched before the first is awaited
+    (the devices never wait on the host), the results are reassembled on the host and, with
+    several processes, gathered (``distributed.gather``), so every process returns the whole
+    grid. The tables engine draws its random tables once per grid and shares them.
 
     Args:
         spec: static sweep description (``k_max`` must cover ⌊λn⌋ for the largest λ).
-        keys: one PRNG key per seed.
+        keys: one PRNG key per seed (at least two).
         lams: λ values (≥ 0).
         gammas: γ values (≥ 0, inf allowed).
         workflows: optional workflow names (default ``spec.workflow`` alone, no leading axis).
-        batch_size: cells per batch (default ``default_batch``); other sizes change results
-            only by float rounding.
+        batch_size: cells per batch (default ``default_batch``); other sizes change the
+            numbers only by float rounding.
         devices: local devices to shard over; default all (``jax.local_devices()``); a single
             device runs unsharded.
+        on_cells: the progress hook, a plain callable ``on_cells(done: int)``. It is called
+            on the host, never inside the compiled computation, each time a chunk's results
+            have arrived, with the cumulative number of grid cells finished (padding
+            excluded; non-decreasing; the last call passes the total). With several
+            processes it is this process's count times the process count. None: no reports.
     """
     names = (spec.workflow,) if workflows is None else tuple(workflows)
     for name in names:
-        if name not in WORKFLOWS:
-            raise ValueError(f"workflow must be one of {WORKFLOWS}; got {name!r}")
+        if name not in SWEEP_WORKFLOWS:
+            raise ValueError(f"workflow must be one of {SWEEP_WORKFLOWS}; got {name!r}")
     lams = np.asarray(lams, dtype=float)
     gammas = np.asarray(gammas, dtype=float)
     if lams.ndim != 1 or gammas.ndim != 1 or lams.size == 0 or gammas.size == 0:
@@ -172,38 +176,46 @@ def grid(
     batch_size = default_batch(spec, seeds) if batch_size is None else batch_size
     check_positive_int("batch_size", batch_size)
     devices = jax.local_devices() if devices is None else list(devices)
-    codes = np.asarray([WORKFLOWS.index(name) for name in names])
     if len(names) == 1:
         spec = dataclasses.replace(spec, workflow=names[0])
     # One workflow: the tables engine specialises its step to it. Several: the workflow is
     # data (one compilation), as it always is in the stats engine.
     mixed = names if spec.engine == "tables" and len(names) > 1 else None
-    out = _grid_one(spec, keys, lams, gammas, codes, batch_size, devices, mixed)
-    if workflows is None:
-        out = jax.tree.map(lambda a: a[0], out)
-    return out
 
-
-def _grid_one(spec, keys, lams, gammas, codes, batch_size, devices, mixed) -> CellStats:
-    """One compiled grid: workflows × λ × γ cells; leaves shaped (w, l, g, ...)."""
+    codes = np.asarray([SWEEP_WORKFLOWS.index(name) for name in names])
     ww, ll, gg = np.meshgrid(codes, lams, gammas, indexing="ij")
     flat = [ll.ravel(), gg.ravel(), ww.ravel()]
     size = flat[0].size
     # Whole batches on every device: a remainder batch would compile the body twice. The
-    # batch must not depend on the process count: XLA vectorises different batch widths
-    # differently, which changes the numbers at the level of float rounding, so a share of
-    # a multi-process run computes exactly the batches a single process would.
+    # batch does not depend on the process count, so a process computes exactly the
+    # batches a single process would (bit-identical results).
     batch = min(batch_size, -(-size // len(devices)))
-    total, lo, hi = distributed.share(size, len(devices) * batch)
+    step = len(devices) * batch  # cells per dispatched chunk
+    total, lo, hi = distributed.share(size, step)
     flat = [np.concatenate([a, np.repeat(a[-1:], total - size)])[lo:hi] for a in flat]
     dtype = jnp.result_type(float)
-    args = (jnp.asarray(flat[0], dtype), jnp.asarray(flat[1], dtype), jnp.asarray(flat[2]))
-    mesh = None
-    if len(devices) > 1:
-        mesh = Mesh(np.asarray(devices), ("cells",))
-        args = jax.device_put(args, NamedSharding(mesh, P("cells")))
-    elif devices:
-        args = jax.device_put(args, devices[0])
-    out = jax.tree.map(np.asarray, _cells(spec, keys, *args, batch, mesh, mixed))
-    out = distributed.gather(out)
-    return jax.tree.map(lambda a: a[:size].reshape(*ll.shape, *a.shape[1:]), out)
+    mesh = Mesh(np.asarray(devices), ("cells",)) if len(devices) > 1 else None
+    if spec.engine == "tables":
+        layout = tables_engine.layout_for(spec, workflows=mixed)
+        shared = _draw(layout, keys, spec.generations, spec.n_real)
+        chunk = partial(_tables_chunk, spec, layout, *shared)
+        tail = {"mesh": mesh, "mixed": mixed}
+    else:
+        chunk = partial(_stats_chunk, spec, keys)
+        tail = {"batch": batch, "mesh": mesh}
+    pending = []
+    for start in range(0, hi - lo, step):
+        part = [a[start : start + step] for a in flat]
+        args = (jnp.asarray(part[0], dtype), jnp.asarray(part[1], dtype), jnp.asarray(part[2]))
+        if mesh is not None:
+            args = jax.device_put(args, NamedSharding(mesh, P("cells")))
+        pending.append(chunk(*args, **tail))
+    parts = []
+    procs = distributed.process_count()
+    for i, out in enumerate(pending):
+        parts.append(jax.tree.map(np.asarray, out))  # waits for this chunk only
+        if on_cells is not None:
+            on_cells(min((i + 1) * step * procs, size))
+    out = distributed.gather(jax.tree.map(lambda *a: np.concatenate(a), *parts))
+    shape = ll.shape if workflows is not None else ll.shape[1:]
+    return jax.tree.map(lambda a: a[:size].reshape(*shape, *a.shape[1:]), out)

@@ -22,8 +22,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from sims.gaussian.cellstats import (
-    BLOWUP,
-    WORKFLOWS,
+    SWEEP_WORKFLOWS,
     CellStats,
     StatsSpec,
     earliest,
@@ -31,6 +30,7 @@ from sims.gaussian.cellstats import (
     marriott_pope,
     transient_rate,
 )
+from sims.gaussian.loop import finite_fit
 from theory import gaussian as gauss
 from theory import operators as ops
 from theory import sampling
@@ -63,15 +63,13 @@ def _min_eig(cov: Float[Array, "d d"]) -> Float[Array, ""]:
 
 
 def _observe(theta: gauss.Gaussian, target: gauss.Gaussian):
-    finite = jnp.all(jnp.isfinite(theta.cov)) & jnp.all(jnp.isfinite(theta.mean))
-    finite &= jnp.max(jnp.abs(theta.cov)) < BLOWUP
     return (
         theta.mean,
         gauss.w2(theta, target),
         gauss.param_distance(theta, target),
         _min_eig(theta.cov),
         jnp.linalg.slogdet(theta.cov)[1],
-        finite,
+        finite_fit(theta),
     )
 
 
@@ -84,7 +82,7 @@ def run(spec: StatsSpec, key: jax.Array, lam, gamma, workflow=None) -> RunTrace:
             ``fold_in(key, 0)``.
         lam: λ (traced; ignored by ``replace``).
         gamma: γ (traced; inf allowed).
-        workflow: index into ``WORKFLOWS`` (may be traced, so one compilation serves every
+        workflow: index into ``SWEEP_WORKFLOWS`` (may be traced, so one compilation serves every
             workflow); default ``spec.workflow``.
     """
     d, n = spec.dim, spec.n_real
@@ -93,9 +91,9 @@ def run(spec: StatsSpec, key: jax.Array, lam, gamma, workflow=None) -> RunTrace:
     eye = jnp.eye(d, dtype=dtype)
     real_mean, real_scatter = sampling.group_stats(jax.random.fold_in(key, 0), target.mean, eye, n)
     theta0 = gauss.Gaussian(real_mean.at[0].add(spec.displacement), real_scatter / n)
-    code = WORKFLOWS.index(spec.workflow) if workflow is None else workflow
-    replace = jnp.asarray(code) == WORKFLOWS.index("replace")
-    accumulate = jnp.asarray(code) == WORKFLOWS.index("accumulate")
+    code = SWEEP_WORKFLOWS.index(spec.workflow) if workflow is None else workflow
+    replace = jnp.asarray(code) == SWEEP_WORKFLOWS.index("replace")
+    accumulate = jnp.asarray(code) == SWEEP_WORKFLOWS.index("accumulate")
     k = jnp.where(replace, n, jnp.minimum(ops.n_synthetic(lam, n), spec.k_max)).astype(dtype)
     # The "base" group enters every refit: the real set (augment), real + all synthetic so
     # far (accumulate, updated below), nothing (replace).
@@ -193,15 +191,12 @@ def cell(spec: StatsSpec, keys: jax.Array, lam, gamma, workflow=None) -> CellSta
     return summarize(spec, traces)
 
 
-def map_cells(spec: StatsSpec, keys, lams, gammas, codes, *, batch_size: int, tick=None):
+def map_cells(spec: StatsSpec, keys, lams, gammas, codes, *, batch_size: int):
     """Every cell (``lams``, ``gammas``, workflow ``codes``: one entry per cell) with
-    ``lax.map`` in batches of ``batch_size``; ``tick(x)`` is called on the host with one
-    entry per finished cell."""
+    ``lax.map`` in batches of ``batch_size``."""
 
     def one(args):
         lam, gamma, code = args
-        if tick is not None:
-            jax.debug.callback(tick, lam)  # lam is batched: the callback sees every cell
         return cell(spec, keys, lam, gamma, code)
 
     return jax.lax.map(one, (lams, gammas, codes), batch_size=batch_size)

@@ -41,7 +41,7 @@ CELL_CASES = {
 
 
 @pytest.mark.parametrize("case", CELL_CASES)
-def test_summaries_in_the_scan_equal_summaries_of_the_traces(case):
+def test_summaries_in_the_scan_equal_summaries_of_the_traces(case, float64):
     """``grid`` keeps only running sums; ``summarize`` of the same runs' full traces (the
     stats engine's summaries) must give the same CellStats up to rounding."""
     workflow, n, lams, gammas = CELL_CASES[case]
@@ -59,7 +59,7 @@ def test_summaries_in_the_scan_equal_summaries_of_the_traces(case):
         assert stats.collapsed_frac[0, 0] > 0.5 and stats.collapsed_at[0, 0] > 0
 
 
-def test_two_by_two_closed_forms_equal_the_dense_path():
+def test_two_by_two_closed_forms_equal_the_dense_path(float64):
     """Same tables: the d = 2 three-array path and the [..., d, d] path give the same runs
     (accumulate: every group of the merge, including the carried base)."""
     spec = sweep.StatsSpec("accumulate", generations=15, n_real=10, k_max=20, displacement=1.0)
@@ -101,13 +101,13 @@ def test_other_dimensions_follow_the_exact_replace_chain(dim):
     assert np.all(np.isfinite(np.asarray(tr.w2)))
 
 
-def test_mixed_workflows_equal_one_workflow_at_a_time():
+def test_mixed_workflows_equal_one_workflow_at_a_time(float64):
     """Workflows as data (one compilation, base carried for every cell) vs the step
     specialised to each workflow: the same runs up to rounding."""
     spec = sweep.StatsSpec("augment", generations=20, n_real=10, k_max=20, displacement=1.0)
     keys, lams, gammas = _keys(2, 6), [0.5, 2.0], [0.0, 1.0]
-    mixed = sweep.grid(spec, keys, lams, gammas, workflows=sweep.WORKFLOWS)
-    for i, workflow in enumerate(sweep.WORKFLOWS):
+    mixed = sweep.grid(spec, keys, lams, gammas, workflows=sweep.SWEEP_WORKFLOWS)
+    for i, workflow in enumerate(sweep.SWEEP_WORKFLOWS):
         one = sweep.grid(dataclasses.replace(spec, workflow=workflow), keys, lams, gammas)
         for f in dataclasses.fields(one):
             np.testing.assert_allclose(
@@ -120,7 +120,7 @@ def test_mixed_workflows_equal_one_workflow_at_a_time():
 
 
 @pytest.mark.parametrize("seeds", [1, 2, 3, 5, 32, 33, 64, 65])
-def test_seed_median_equals_jnp_median(seeds):
+def test_seed_median_equals_jnp_median(seeds, float64):
     x = np.random.default_rng(seeds).normal(size=(seeds, 7))
     x[:, 1] = np.inf
     x[0, 2] = np.nan
@@ -175,7 +175,7 @@ def test_stats_engine_fills_the_same_fields_over_workflows(small_grid):
     workflow; the tables engine's workflow grid is exercised by the workflows figure test."""
     spec = sweep.StatsSpec("augment", generations=60, n_real=50, k_max=100, engine="stats")
     keys = _keys(4, 4)
-    out = sweep.grid(spec, keys, [0.5, 1.0, 2.0], [0.0, 1.0], workflows=sweep.WORKFLOWS)
+    out = sweep.grid(spec, keys, [0.5, 1.0, 2.0], [0.0, 1.0], workflows=sweep.SWEEP_WORKFLOWS)
     tables = jax.tree.map(lambda a: (3, *np.shape(a)), small_grid[2])
     assert jax.tree.map(np.shape, out) == tables
     assert np.all(np.isfinite(out.w2_median)) and np.all(out.diverged_frac == 0)
@@ -200,6 +200,7 @@ _SHARDING_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.heavy  # a subprocess compiling for 8 host devices: ~1 min
 def test_sharded_over_8_devices_equals_one_device():
     """Same keys per cell ⇒ bit-identical results on 1 and on 8 forced host devices (the
     tables engine; both engines share the sharding code)."""

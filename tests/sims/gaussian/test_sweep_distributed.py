@@ -31,6 +31,7 @@ def _phase(out, *extra) -> subprocess.Popen:
     )
 
 
+@pytest.mark.heavy  # three `scsc phase` processes: ~30–60 s
 def test_two_processes_on_loopback_equal_one_process(tmp_path):
     """30 cells (padded to 32) in batches of 4: one process computes all 8 batches, each of
     two processes its own 4; the merged maps must be bit-identical to the single process's."""

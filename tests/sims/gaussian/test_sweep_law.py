@@ -22,9 +22,12 @@ import numpy as np
 import pytest
 
 from sims.gaussian import engine, loop, sweep_stats
-from sims.gaussian.cellstats import WORKFLOWS, StatsSpec
+from sims.gaussian.cellstats import SWEEP_WORKFLOWS as WORKFLOWS
+from sims.gaussian.cellstats import StatsSpec
 from theory import chains
 from theory import gaussian as gauss
+
+pytestmark = pytest.mark.heavy  # 4,000 runs × 9 cells through three engines: ~1–2 min
 
 K_SE = 4.5
 RUNS = 4000
