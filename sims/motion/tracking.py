@@ -1,0 +1,253 @@
+"""The feedforward (inverse-dynamics) tracker: the default physics corrector ``"id"``.
+
+PLACEHOLDER docstring; rewritten below once the design is measured.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+
+from sims.motion import engine
+from sims.motion import humanoid as hm
+from sims.motion import inverse as inv
+
+__all__ = ["plan", "simulate_mjx", "simulate_mujoco_np"]
+
+
+def _nthread() -> int:
+    return int(os.environ.get("SCSC_MUJOCO_THREADS", os.cpu_count() or 1))
+
+
+def _lowest(sites, xp):
+    """Lowest surface point over the key points (site z − geom radius)."""
+    radius = xp.asarray(hm.keypoint_radius(), dtype=sites.dtype)
+    return xp.min(sites[..., 2] - radius, axis=-1)
+
+
+# ------------------------------------------------------------------ physics at the frames
+
+
+def frame_physics_np(qpos, qvel, settings: hm.Settings) -> dict[str, np.ndarray]:
+    """C MuJoCo (``mujoco.batch``, multi-threaded): mass matrix, bias − passive force, key
+    points and hinge frames of the contact-free model at states [B, T, ·] (float64)."""
+    b, t = qpos.shape[:2]
+    cb = engine.cbatch("inverse", settings, b * t, _nthread())
+    m = cb.model
+    with cb.lock:
+        cb.qpos[:] = qpos.reshape(b * t, -1)
+        cb.qvel[:] = qvel.reshape(b * t, -1)
+        cb.batch.forward(stage=int(mujoco.mjtStage.mjSTAGE_VEL))
+        out = {k: np.array(v) for k, v in cb.out.items()}
+    rows = np.repeat(np.arange(m.nv), m.M_rownnz)
+    cols = np.asarray(m.M_colind)
+    mass = np.zeros((b * t, m.nv, m.nv))
+    mass[:, rows, cols] = out["M"]
+    mass[:, cols, rows] = out["M"]
+    c = inv.consts(settings)
+    return {
+        "mass": mass.reshape(b, t, m.nv, m.nv),
+        "bias": (out["qfrc_bias"] - out["qfrc_passive"]).reshape(b, t, m.nv),
+        "keypoints": out["site_xpos"][:, list(hm.keypoint_site_ids())].reshape(b, t, -1, 3),
+        "sites": out["site_xpos"][:, c.foot_sites].reshape(b, t, 8, 3),
+        "anchors": out["xanchor"][:, c.hinge_jnt].reshape(b, t, hm.N_JOINTS, 3),
+        "axes": out["xaxis"][:, c.hinge_jnt].reshape(b, t, hm.N_JOINTS, 3),
+    }
+
+
+def frame_physics_mjx(qpos, qvel, settings: hm.Settings) -> dict:
+    """The same quantities from MJX (float32, jittable)."""
+    from mujoco import mjx
+
+    # Dense: no factorisation is called here (so no LAPACK), and dense M needs no conversion.
+    mx = engine.device_model("inverse", settings, lapack=True)
+    c = inv.consts(settings)
+    b, t = qpos.shape[:2]
+    template = engine._f32(mjx.make_data(mx))
+
+    def one(q, v):
+        d = template.replace(qpos=q, qvel=v)
+        d = mjx.kinematics(mx, d)
+        d = mjx.com_pos(mx, d)
+        d = mjx.crb(mx, d)
+        d = mjx.com_vel(mx, d)
+        d = mjx.passive(mx, d)
+        d = mjx.rne(mx, d)
+        return (
+            mjx.full_m(mx, d),
+            d.qfrc_bias - d.qfrc_passive,
+            d.site_xpos,
+            d.xanchor,
+            d.xaxis,
+        )
+
+    mass, bias, site, anchor, axis = jax.vmap(one)(
+        qpos.reshape(b * t, -1).astype(jnp.float32), qvel.reshape(b * t, -1).astype(jnp.float32)
+    )
+    return {
+        "mass": mass.reshape(b, t, *mass.shape[1:]),
+        "bias": bias.reshape(b, t, -1),
+        "keypoints": site[:, np.asarray(hm.keypoint_site_ids())].reshape(b, t, -1, 3),
+        "sites": site[:, c.foot_sites].reshape(b, t, 8, 3),
+        "anchors": anchor[:, c.hinge_jnt].reshape(b, t, hm.N_JOINTS, 3),
+        "axes": axis[:, c.hinge_jnt].reshape(b, t, hm.N_JOINTS, 3),
+    }
+
+
+# ------------------------------------------------------------------ the plan
+
+
+def _evaluate(vec, q0, settings, physics, xp, stride):
+    """Spline states of ``vec`` and their feedforward after the ground reaction."""
+    c = inv.consts(settings)
+    qpos, qvel, qacc = inv.states(vec, q0, c.substeps, c.dt, xp)
+    qf, vf = qpos[:, ::stride], qvel[:, ::stride]
+    ph = physics(qf, vf, settings)
+    tau = inv.feedforward(ph["mass"], ph["bias"], qacc, c, xp, stride)
+    ff, _ = inv.required(tau, qf, ph["sites"], ph["anchors"], ph["axes"], c, xp, stride)
+    return qpos, qvel, ff, -_lowest(ph["keypoints"][:, 0], xp)
+
+
+def plan(
+    ref, settings: hm.Settings, physics, xp, *, project: bool = True, stride: int | None = None
+) -> dict:
+    """Controls of the feedforward tracker for reference motions (backend-independent).
+
+    Args:
+        ref: reference qpos [B, T, 28] at ``humanoid.FPS``.
+        settings: corrector settings (model, gains, limits, timestep).
+        physics: ``frame_physics_np`` or ``frame_physics_mjx`` (matching ``xp``).
+        xp: ``numpy`` or ``jax.numpy``.
+        project: apply the feasibility projection (drop and re-interpolate frames).
+        stride: steps between inverse-dynamics evaluations (default: one per frame; 1: at
+            every step, exact; see ``inverse.feedforward``).
+
+    Returns:
+        ``ctrl`` [B, N, 27], ``qpos0`` [B, 28] (first state, lifted so its lowest point
+        touches the floor), ``qvel0`` [B, 27], ``kept`` [B, T] (frames not dropped),
+        ``feedforward`` [B, N, 27] (generalized force after the ground reaction).
+    """
+    c = inv.consts(settings)
+    st = c.substeps if stride is None else stride
+    vec, q0 = inv.to_vectors(ref, xp)
+    keep = xp.ones(ref.shape[:2], dtype=bool)
+    if xp is np:
+        qpos, qvel, ff, lift = _evaluate(vec, q0, settings, physics, xp, st)
+        if project:
+            keep = inv.feasible_frames(ff, c, xp)
+            if not keep.all():
+                vec = inv.reinterpolate(vec, keep, xp)
+                qpos, qvel, ff, lift = _evaluate(vec, q0, settings, physics, xp, st)
+    else:
+        # Both rounds in one loop body: traced and compiled once.
+        def body(i, carry):
+            vec, _, kept, _ = carry
+            _, _, ff, lift = _evaluate(vec, q0, settings, physics, xp, st)
+            k = inv.feasible_frames(ff, c, xp) | (i > 0) | (not project)
+            return inv.reinterpolate(vec, k, xp), ff, kept & k, lift
+
+        n = ref.shape[1] - 1
+        init = (
+            vec,
+            xp.zeros((ref.shape[0], n * c.substeps, hm.NV), vec.dtype),
+            keep,
+            xp.zeros(ref.shape[0], vec.dtype),
+        )
+        vec, ff, keep, lift = jax.lax.fori_loop(0, 2 if project else 1, body, init)
+        qpos, qvel, _ = inv.states(vec, q0, c.substeps, c.dt, xp)
+    start = qpos[:, 0]
+    start = xp.concatenate([start[:, :2], start[:, 2:3] + lift[:, None], start[:, 3:]], -1)
+    return {
+        "ctrl": inv.controls(qpos, qvel, ff, c, xp),
+        "qpos0": start,
+        "qvel0": qvel[:, 0],
+        "kept": keep,
+        "feedforward": ff,
+    }
+
+
+# ------------------------------------------------------------------ forward simulation
+
+
+def simulate_mujoco_np(
+    ref: np.ndarray, settings: hm.Settings, project: bool = True, stride: int | None = None
+):
+    """C backend (NumPy in and out): plan in batch, then one multi-threaded rollout.
+
+    Returns:
+        ``(sim [B, T, 28] float32, residual [B] (mean |root residual force| / weight),
+        kept [B, T])``.
+    """
+    from mujoco import rollout
+
+    ref = np.asarray(ref, np.float64)
+    p = plan(ref, settings, frame_physics_np, np, project=project, stride=stride)
+    m = engine.tracking_model(settings)
+    datas = _datas(settings, _nthread())
+    d = datas[0]
+    batch = ref.shape[0]
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    init = np.empty((batch, mujoco.mj_stateSize(m, spec)))
+    for b in range(batch):
+        mujoco.mj_resetData(m, d)
+        d.qpos[:] = p["qpos0"][b]
+        d.qvel[:] = p["qvel0"][b]
+        d.ctrl[:] = p["ctrl"][b, 0]
+        mujoco.mj_forward(m, d)
+        mujoco.mj_getState(m, d, init[b], spec)
+    ctrl = np.ascontiguousarray(p["ctrl"])
+    state, _ = rollout.rollout(m, datas, init, ctrl)
+    s = settings.substeps
+    sim = np.concatenate([p["qpos0"][:, None], state[:, s - 1 :: s, 1 : 1 + m.nq]], axis=1)
+    pos, vel = state[..., 1:4], state[..., 1 + m.nq : 4 + m.nq]
+    force = hm.residual_force(settings, ctrl[..., hm.N_JOINTS : hm.N_JOINTS + 3], pos, vel)
+    residual = np.linalg.norm(force, axis=-1).mean(axis=1) / hm.body_weight(settings)
+    return sim.astype(np.float32), residual.astype(np.float32), p["kept"]
+
+
+_DATAS: dict = {}
+
+
+def _datas(settings, nthread):
+    key = (settings, nthread)
+    if key not in _DATAS:
+        m = engine.tracking_model(settings)
+        _DATAS[key] = [mujoco.MjData(m) for _ in range(nthread)]
+    return _DATAS[key]
+
+
+def simulate_mjx(ref, settings: hm.Settings, project: bool = True):
+    """MJX backend (jittable): the same plan in float32 JAX, then ``lax.scan`` over frames
+    and steps with ``engine.step``. Returns what ``simulate_mujoco_np`` returns (JAX)."""
+    from mujoco import mjx
+
+    ref = jnp.asarray(ref, jnp.float32)
+    p = plan(ref, settings, frame_physics_mjx, jnp, project=project)
+    mx = engine.device_model("tracking", settings)
+    s = settings.substeps
+    b = ref.shape[0]
+    ctrl = p["ctrl"].reshape(b, -1, s, hm.NU)
+
+    def one(q0, v0, c):
+        d = engine._f32(mjx.make_data(mx)).replace(qpos=q0, qvel=v0, ctrl=c[0, 0])
+
+        def sub(d, u):
+            d = engine._f32(engine.step(mx, d.replace(ctrl=u)))
+            force = hm.residual_force(
+                settings, u[hm.N_JOINTS : hm.N_JOINTS + 3], d.qpos[:3], d.qvel[:3]
+            )
+            return d, jnp.linalg.norm(force)
+
+        def frame(d, cf):
+            d, f = jax.lax.scan(sub, d, cf)
+            return d, (d.qpos, jnp.mean(f))
+
+        _, (q, f) = jax.lax.scan(frame, d, c)
+        return jnp.concatenate([q0[None], q], 0), jnp.mean(f)
+
+    sim, force = jax.vmap(one)(p["qpos0"], p["qvel0"], ctrl)
+    return sim, force / hm.body_weight(settings), p["kept"]
