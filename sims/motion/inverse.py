@@ -50,7 +50,9 @@ NNLS_ITERATIONS = 10
 # Feasibility: a frame whose feedforward needs some hinge torque above HINGE_RATIO × its
 # limit, or a root force above ROOT_RATIO × body weight, is dropped and re-interpolated.
 HINGE_RATIO = 8.0
+FOOT_RADIUS_DEFAULT = hm.FOOT_RADIUS
 ROOT_RATIO = 6.0
+DEVIATION_MIN = 0.2  # rad (or m) in the per-frame vectors; see ``feasible_frames``
 
 
 # ------------------------------------------------------------------ model constants
@@ -471,21 +473,37 @@ def required(tau, qpos_frames, sites, anchors, axes, c: Consts, xp, stride: int 
     return tau - _lerp_frames(g, s, xp), g
 
 
-def feasible_frames(ff, c: Consts, xp):
-    """Frames whose feedforward the model can nearly realise [B, T] (bool).
+def feasible_frames(tau, vec, c: Consts, xp):
+    """Frames kept by the feasibility projection [B, T] (bool; False: drop, re-interpolate).
 
-    A frame is infeasible when, on a step of either segment next to it, some hinge needs
-    more than ``HINGE_RATIO`` × its torque limit or the root more than ``ROOT_RATIO`` ×
-    body weight (one-frame snaps: ``corrupt`` "snap" needs ~10× body weight at the root).
+    Infeasibility, from the contact-free τ (before the ground reaction, which at a snapped
+    frame would be an absurd push from displaced feet): per frame, r = max(max_j |τ_j| /
+    (``HINGE_RATIO`` · limit_j), |τ_root,lin| / (``ROOT_RATIO`` · body weight)) at the frame's
+    own step (a cubic spline's acceleration is piecewise linear: its extremes lie on the
+    knots). Valid motions stay below r = 0.5, one-frame snaps exceed 6 (measured). Which
+    frame to drop: a spline through a one-frame spike rings (the neighbours' accelerations
+    are 0.63 of the spike's, and their configuration-dependent M can make their τ the
+    larger), so among the frames within one of an infeasible one, the frame dropped is the
+    local peak of the deviation ‖x_j − (x_{j−1} + x_{j+1})/2‖ of the per-frame vectors
+    (``to_vectors``): the snap itself, if that deviation exceeds ``DEVIATION_MIN`` (smooth
+    motion at 20 fps deviates by ~0.03; the demo's snaps by ~3.7).
     """
     s = c.substeps
-    limit = xp.asarray(c.limit[: hm.N_JOINTS], dtype=ff.dtype)
-    hinge = xp.max(xp.abs(ff[..., 6:]) / limit, axis=-1)
-    root = xp.sqrt(xp.sum(ff[..., :3] ** 2, axis=-1)) / c.weight
-    bad = (hinge > HINGE_RATIO) | (root > ROOT_RATIO)
-    seg = xp.any(_segments(bad, s), axis=-1)  # [B, T-1]
-    false = xp.zeros_like(seg[:, :1])
-    return ~(xp.concatenate([seg, false], 1) | xp.concatenate([false, seg], 1))
+    knots = xp.concatenate([tau[:, ::s], tau[:, -1:]], axis=1)  # [B, T, nv]
+    limit = xp.asarray(c.limit[: hm.N_JOINTS], dtype=tau.dtype)
+    hinge = xp.max(xp.abs(knots[..., 6:]) / limit, axis=-1) / HINGE_RATIO
+    root = xp.sqrt(xp.sum(knots[..., :3] ** 2, axis=-1)) / (c.weight * ROOT_RATIO)
+    bad = xp.maximum(hinge, root) > 1.0
+    f = xp.zeros_like(bad[:, :1])
+    near = bad | xp.concatenate([f, bad[:, :-1]], 1) | xp.concatenate([bad[:, 1:], f], 1)
+    dev = vec[:, 1:-1] - 0.5 * (vec[:, :-2] + vec[:, 2:])
+    dev = xp.sqrt(xp.sum(dev * dev, axis=-1))
+    z = xp.zeros_like(dev[:, :1])
+    dev = xp.concatenate([z, dev, z], axis=1)
+    left = xp.concatenate([z, dev[:, :-1]], axis=1)
+    right = xp.concatenate([dev[:, 1:], z], axis=1)
+    peak = (dev >= left) & (dev >= right) & (dev > DEVIATION_MIN)
+    return ~(near & peak)
 
 
 def reinterpolate(vec, keep, xp):
@@ -506,6 +524,44 @@ def reinterpolate(vec, keep, xp):
     vhi = take(vec, hi[..., None], 1)
     out = (1 - wt) * vlo + wt * vhi
     return xp.where(keep[..., None], vec, out)
+
+
+SLIP_DEADBAND = 0.1  # m/s
+
+
+def stance_slip(sites, keep, xp, stride_frames: int = 1):
+    """Horizontal slip of the feet in contact between consecutive frames [B, T−1, 2].
+
+    Per foot, contact c = min over the two frames of the foot's largest point availability
+    (``CONTACT_FULL``/``CONTACT_NONE``); the slip is the contact-weighted mean of the feet's
+    horizontal displacement, soft-thresholded at ``SLIP_DEADBAND`` (only the part beyond it
+    counts), and 0 across a frame that is not kept.
+
+    Args:
+        sites: foot points at the frames [B, T, 8, 3] (site centres); keep: [B, T].
+    """
+    h = sites[..., 2] - FOOT_RADIUS_DEFAULT
+    avail = xp.clip((CONTACT_NONE - h) / (CONTACT_NONE - CONTACT_FULL), 0.0, 1.0)
+    num = 0.0
+    den = 0.0
+    for side in (slice(0, 4), slice(4, 8)):
+        a = xp.max(avail[..., side], axis=-1)
+        cpair = xp.minimum(a[:, 1:], a[:, :-1])
+        xy = xp.mean(sites[..., side, :2], axis=-2)
+        num = num + cpair[..., None] * (xy[:, 1:] - xy[:, :-1])
+        den = den + cpair
+    mean = num / xp.maximum(den, 1.0)[..., None]
+    speed = xp.sqrt(xp.sum(mean * mean, axis=-1) + 1e-20) * hm.FPS
+    shrink = xp.maximum(0.0, 1.0 - SLIP_DEADBAND / speed)
+    ok = keep[:, 1:] & keep[:, :-1]
+    return mean * (shrink * ok)[..., None]
+
+
+def remove_slip(vec, slip, xp):
+    """Moves the root horizontally against the accumulated stance slip (per-frame vectors)."""
+    cum = xp.cumsum(slip, axis=1)
+    cum = xp.concatenate([xp.zeros_like(cum[:, :1]), cum], axis=1)
+    return xp.concatenate([vec[..., :2] - cum, vec[..., 2:]], axis=-1)
 
 
 def _take_along(x, idx, axis):

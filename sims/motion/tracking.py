@@ -107,9 +107,33 @@ def _evaluate(vec, q0, settings, physics, xp, stride):
     qpos, qvel, qacc = inv.states(vec, q0, c.substeps, c.dt, xp)
     qf, vf = qpos[:, ::stride], qvel[:, ::stride]
     ph = physics(qf, vf, settings)
+    # Floor projection: the whole reference is shifted vertically so that its lowest point
+    # lies at FLOOR_TARGET for FLOOR_QUANTILE of the frames. M and b do not depend on the
+    # root's translation (uniform gravity, no contacts in the inverse model): only
+    # positions move.
+    low = _lowest(ph["keypoints"], xp)  # [B, T/stride]
+    dz = FLOOR_TARGET - xp.quantile(low, FLOOR_QUANTILE, axis=1)
+    if not SHIFT:
+        dz = dz * 0
+    up = xp.asarray([0.0, 0.0, 1.0], dtype=qpos.dtype) * dz[:, None]
+    qpos = _shift(qpos, up, xp)
+    qf = _shift(qf, up, xp)
+    sites = ph["sites"] + up[:, None, None]
+    anchors = ph["anchors"] + up[:, None, None]
     tau = inv.feedforward(ph["mass"], ph["bias"], qacc, c, xp, stride)
-    ff, _ = inv.required(tau, qf, ph["sites"], ph["anchors"], ph["axes"], c, xp, stride)
-    return qpos, qvel, ff, -_lowest(ph["keypoints"][:, 0], xp)
+    ff, _ = inv.required(tau, qf, sites, anchors, ph["axes"], c, xp, stride)
+    lift = -_lowest(ph["keypoints"][:, 0], xp) - dz
+    at_frames = sites[:, :: c.substeps // stride]
+    return qpos, qvel, ff, xp.maximum(lift, 0.0) if SHIFT else lift, dz, at_frames, tau
+
+
+FLOOR_TARGET = 0.0
+FLOOR_QUANTILE = 0.1
+SHIFT = True
+
+
+def _shift(qpos, up, xp):
+    return xp.concatenate([qpos[..., :3] + up[:, None], qpos[..., 3:]], axis=-1)
 
 
 def plan(
@@ -136,29 +160,30 @@ def plan(
     vec, q0 = inv.to_vectors(ref, xp)
     keep = xp.ones(ref.shape[:2], dtype=bool)
     if xp is np:
-        qpos, qvel, ff, lift = _evaluate(vec, q0, settings, physics, xp, st)
+        qpos, qvel, ff, lift, dz, sites, tau = _evaluate(vec, q0, settings, physics, xp, st)
         if project:
-            keep = inv.feasible_frames(ff, c, xp)
-            if not keep.all():
-                vec = inv.reinterpolate(vec, keep, xp)
-                qpos, qvel, ff, lift = _evaluate(vec, q0, settings, physics, xp, st)
+            keep = inv.feasible_frames(tau, vec, c, xp)
+            slip = inv.stance_slip(sites, keep, xp)
+            if not keep.all() or np.abs(slip).max() > 0:
+                vec = inv.reinterpolate(inv.remove_slip(vec, slip, xp), keep, xp)
+                qpos, qvel, ff, lift, dz, _, _ = _evaluate(vec, q0, settings, physics, xp, st)
     else:
         # Both rounds in one loop body: traced and compiled once.
         def body(i, carry):
-            vec, _, kept, _ = carry
-            _, _, ff, lift = _evaluate(vec, q0, settings, physics, xp, st)
-            k = inv.feasible_frames(ff, c, xp) | (i > 0) | (not project)
-            return inv.reinterpolate(vec, k, xp), ff, kept & k, lift
+            vec, _, kept, _, _ = carry
+            _, _, ff, lift, dz, sites, tau = _evaluate(vec, q0, settings, physics, xp, st)
+            first = (i == 0) & project
+            k = inv.feasible_frames(tau, vec, c, xp) | ~first
+            slip = inv.stance_slip(sites, k, xp) * first
+            vec = inv.reinterpolate(inv.remove_slip(vec, slip, xp), k, xp)
+            return vec, ff, kept & k, lift, dz
 
         n = ref.shape[1] - 1
-        init = (
-            vec,
-            xp.zeros((ref.shape[0], n * c.substeps, hm.NV), vec.dtype),
-            keep,
-            xp.zeros(ref.shape[0], vec.dtype),
-        )
-        vec, ff, keep, lift = jax.lax.fori_loop(0, 2 if project else 1, body, init)
+        zero = xp.zeros(ref.shape[0], vec.dtype)
+        init = (vec, xp.zeros((ref.shape[0], n * c.substeps, hm.NV), vec.dtype), keep, zero, zero)
+        vec, ff, keep, lift, dz = jax.lax.fori_loop(0, 2 if project else 1, body, init)
         qpos, qvel, _ = inv.states(vec, q0, c.substeps, c.dt, xp)
+        qpos = _shift(qpos, xp.asarray([0.0, 0.0, 1.0], dtype=qpos.dtype) * dz[:, None], xp)
     start = qpos[:, 0]
     start = xp.concatenate([start[:, :2], start[:, 2:3] + lift[:, None], start[:, 3:]], -1)
     return {
