@@ -64,6 +64,8 @@ __all__ = [
 SOLVER_ITERATIONS = 30
 SOLVER_TOLERANCE = 1e-10
 LS_ITERATIONS = 20
+TRACKING_KV_RATIO = 0.1
+TRACKING_KP_SCALE = {"default": 1.0, "hip_x": 5.0, "hip_z": 5.0, "ankle_x": 10.0}
 
 
 def lapack_free() -> bool:
@@ -87,6 +89,19 @@ def tracking_model(settings: hm.Settings = hm.CORRECTOR) -> mujoco.MjModel:
     """The feedforward tracker's forward model (see the module docstring; read-only)."""
     m = copy.copy(hm.build_model(settings))
     m.actuator_ctrllimited[: hm.N_JOINTS] = 0
+    nj = hm.N_JOINTS
+    scale = np.array(
+        [
+            TRACKING_KP_SCALE.get(
+                j.removesuffix("_right").removesuffix("_left"), TRACKING_KP_SCALE["default"]
+            )
+            for j in hm.JOINTS
+        ]
+    )
+    kp = m.actuator_gainprm[:nj, 0] * scale
+    m.actuator_gainprm[:nj, 0] = kp
+    m.actuator_biasprm[:nj, 1] = -kp
+    m.actuator_biasprm[:nj, 2] = -TRACKING_KV_RATIO * kp
     m.opt.iterations = SOLVER_ITERATIONS
     m.opt.ls_iterations = LS_ITERATIONS
     m.opt.tolerance = SOLVER_TOLERANCE

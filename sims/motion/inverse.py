@@ -91,7 +91,9 @@ class Consts:
 @functools.lru_cache(maxsize=8)
 def consts(settings: hm.Settings) -> Consts:
     """The constants of the corrector model for ``settings`` (cached)."""
-    m = hm.build_model(settings)
+    from sims.motion import engine
+
+    m = engine.tracking_model(settings)
     nj = hm.N_JOINTS
     kp = m.actuator_gainprm[:, 0].copy()
     kv = -m.actuator_biasprm[:, 2].copy()
