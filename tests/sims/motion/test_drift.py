@@ -14,10 +14,10 @@ def results(motion_cache):
 
 
 def test_split_is_the_loops():
-    from sims.motion import loop
+    from sims.motion import loop, run
 
     cfg = loop.Config.smoke()
-    want = loop._split(cfg)
+    want = run._split(cfg)
     got = dr.split(cfg.data, cfg.n_test)
     for a, b in zip(want, got, strict=True):
         np.testing.assert_array_equal(a, b)
