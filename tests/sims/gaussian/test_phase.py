@@ -90,8 +90,9 @@ def test_cli_rejects_bad_input_before_work(capsys):
 
 def test_workflows_smoke(tmp_path):
     """Small n makes replace collapse within 40 generations at γ = 0, and not with γ = 1."""
-    # 32 seeds: one run's λ_min(Σ_40) at γ = 1 is below 0.05 with probability 0.14 (20,000
-    # runs), so a median over 4 seeds failed the check below about once in nine key sets.
+    # 32 seeds: with the smoke's 4 the last generation's seed median of λ_min is too noisy
+    # (the tables engine's stream gave 0.03 where 64 seeds give 0.21, mean of the last ten
+    # generations 0.19 at 4 seeds).
     cfg = workflows.Config.smoke(gammas=(0.0, 1.0), n_real=5, lam=1.0, seeds=32)
     payload = workflows.report(workflows.run(cfg), tmp_path)
     assert results.read_json(tmp_path / "workflows.json")["config"]["n_real"] == 5
