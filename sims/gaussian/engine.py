@@ -34,6 +34,10 @@ Why it is fast (same law, other random numbers than ``sweep_stats``):
    and seed reductions per generation (means; medians by a sorting network), so no per-run
    trace is ever stored; a batch of cells is one vectorised scan.
 
+Memory: the tables hold about 2·d·(m_max + 1) floats per (seed, generation) — 15 MB for the
+default grid, about 300 MB at n = 1,000 with λ up to 2 (m_max = 2,000) — and a batch its
+kept counts (generations × seeds × cells small integers) and ~40 arrays of seeds × cells.
+
 Extending (the data workflows and corrector families of other experiments):
 
 - A workflow is a ``Workflow`` rule in ``RULES``: which group starts the fit (real set or
