@@ -44,7 +44,8 @@ test: lint docs
 # The contributor's first check, under 3 minutes on 2 CPU cores: the theory and the Gaussian
 # experiment (plus the metrics, CLI and layout checks), without the tests marked `heavy`
 # (learned models, notebooks, phase diagrams, multi-device sweeps; `make test` runs them).
-FAST_TESTS := tests/theory tests/sims/gaussian tests/sims/common tests/test_cli.py tests/test_layout.py
+FAST_TESTS := tests/theory tests/sims/gaussian tests/sims/common tests/test_cli.py tests/test_layout.py \
+	tests/test_docs.py
 
 test-fast: lint
 	$(PY) -m pytest -m "not slow and not gpu and not heavy" $(FAST_TESTS)

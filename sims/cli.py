@@ -8,11 +8,13 @@ the config is built, before any computation or compilation; a bad value exits wi
 2 and a message naming the parameter and its allowed range.
 
 The CLI only parses, builds the config, calls the experiment's ``run(cfg)`` and
-``report(results, out)`` (``sims.gaussian.{bounds,toy,phase,workflows,effective}``) and
-prints what happened; notebooks call the same two functions. To add a command, write a
-handler ``handler(cfg, args) -> int`` and register it with ``add_command`` (flags that
-are not config fields, such as ``--out``, go in ``extra``). ``scsc digits`` and ``scsc
-motion`` are still added by their own modules (``sims.digits.cli``, ``sims.motion.cli``).
+``report(results, out)`` (``sims.gaussian.{bounds,toy,phase,workflows,effective}``,
+``sims.digits.report``) and prints what happened; notebooks call the same two functions.
+To add a command, write a handler ``handler(cfg, args) -> int`` and register it with
+``add_command`` (flags that are not config fields, such as ``--out``, go in ``extra``).
+``scsc motion`` is still added by its own module (``sims.motion.cli``): its ``--n``,
+``--lams`` and ``--seeds`` flags build one field (``runs``) and it carries the physics
+subcommands.
 """
 
 from __future__ import annotations
@@ -163,8 +165,24 @@ def _toy_command(cfg, args) -> int:
 
 
 def _phase_command(cfg, args) -> int:
-    _phase(cfg, Path(args.out))
+    from sims.gaussian import distributed, phase
+
+    # Several processes (the flags, or the environment JAX reads): each computes its share
+    # of the cells, every process receives the whole grid, process 0 writes it.
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    if distributed.is_leader():
+        _phase(cfg, Path(args.out))
+    else:
+        phase.run(cfg)
     return 0
+
+
+def _distributed_flags(q) -> None:
+    q.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="process 0's address (jax.distributed)"
+    )
+    q.add_argument("--num-processes", type=int, metavar="N", help="processes sharing the grid")
+    q.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 (0 writes)")
 
 
 def _workflows_command(cfg, args) -> int:
@@ -175,6 +193,23 @@ def _workflows_command(cfg, args) -> int:
 def _effective_gamma_command(cfg, args) -> int:
     _effective_gamma(cfg, Path(args.out))
     return 0
+
+
+def _digits_command(cfg, args) -> int:
+    from sims.digits import report
+
+    mode = args._preset or "quick"
+    out = Path(args.out or f"out/digits_{mode}")
+    print(f"digits --{mode}: {cfg.source}, λ = {cfg.lams}, {cfg.generations} generations → {out}")
+    report.run_digits(cfg, out, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def _loop_flags(q) -> None:
+    """The flags of a learned-model loop that are not config fields."""
+    q.add_argument("--out", help="output directory (default out/<command>_<preset>)")
+    q.add_argument("--resume", action="store_true", help="continue the run in --out")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _figures(args) -> int:
@@ -196,7 +231,7 @@ def _figures(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from sims.digits import cli as digits_cli
+    from sims.digits import config as digits_config
     from sims.gaussian import bounds, effective, phase, toy, workflows
     from sims.motion import cli as motion_cli
 
@@ -235,6 +270,7 @@ def parser() -> argparse.ArgumentParser:
         _phase_command,
         help="phase diagram over λ × γ (theorem vs simulation)",
         out="out/phase",
+        extra=_distributed_flags,
     )
     add_command(
         sub,
@@ -253,7 +289,16 @@ def parser() -> argparse.ArgumentParser:
         out="out/effective_gamma",
     )
 
-    digits_cli.add_parser(sub)  # scsc digits ...
+    add_command(
+        sub,
+        "digits",
+        digits_config.Config,
+        _digits_command,
+        help="digit-image loop: DDPM + K-means correction (Figs. 3, 7, 8)",
+        extra=_loop_flags,
+        presets=("quick", "long", "full", "smoke"),
+        default_preset="quick",
+    )
     motion_cli.add_parser(sub)  # scsc motion ...
 
     f = sub.add_parser("figures", help="regenerate the committed figures")

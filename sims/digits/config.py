@@ -9,14 +9,33 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from sims.common.config import (
+    non_empty,
+    nonneg,
+    nonneg_int,
+    nonneg_or_inf,
+    option,
+    positive_int,
+    validate,
+)
 from sims.digits import data as data_mod
-from theory._checks import check_nonneg, check_positive_int
 
 __all__ = ["ARMS", "METRICS", "PAPER_LAMS", "Config"]
 
 ARMS = ("baseline", "iterative", "corrected")
 PAPER_LAMS = (0.2, 0.5, 1.0, 1.5)
 METRICS = ("fid", "fid_ci", "kid", "diversity", "class_accuracy")
+
+
+def _dropout(name: str, value) -> None:
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must lie in [0, 1); got {value}")
+
+
+def _at_least_two(name: str, value) -> None:
+    positive_int(name, value)
+    if value < 2:
+        raise ValueError(f"{name} must be >= 2; got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,69 +68,41 @@ class Config:
         sampler: ``auto`` (loop on CPU, scan on GPU), ``scan`` or ``loop``.
     """
 
-    source: str = "digits8"
+    source: str = option("digits8", choices=data_mod.SOURCES)
     mnist_path: str | None = None
-    n_train: int | None = None
-    n_test: int | None = None
-    lams: tuple[float, ...] = PAPER_LAMS
-    generations: int = 25
-    seed: int = 0
-    channels: tuple[int, ...] | None = None
-    diffusion_steps: int = 400
-    sample_steps: int = 20
-    guidance: float = 0.5
-    label_dropout: float = 0.1
-    batch: int = 128
-    gen0_steps: int = 2000
-    lr: float = 2e-3
-    finetune_lr: float = 5e-4
-    finetune_epochs: int = 1
-    k: int = 16
-    gamma: float = math.inf
-    n_eval: int = 1000
-    n_boot: int = 100
-    classifier_steps: int = 2000
-    sampler: str = "auto"
+    n_train: int | None = option(None, check=positive_int)
+    n_test: int | None = option(None, check=positive_int)
+    lams: tuple[float, ...] = option(PAPER_LAMS, check=non_empty(nonneg))
+    generations: int = option(25, check=positive_int)
+    seed: int = option(0, check=nonneg_int)
+    channels: tuple[int, ...] | None = option(None, check=positive_int)
+    diffusion_steps: int = option(400, check=positive_int)
+    sample_steps: int = option(20, check=positive_int)
+    guidance: float = option(0.5, check=nonneg)
+    label_dropout: float = option(0.1, check=_dropout)
+    batch: int = option(128, check=positive_int)
+    gen0_steps: int = option(2000, check=positive_int)
+    lr: float = option(2e-3, check=nonneg)
+    finetune_lr: float = option(5e-4, check=nonneg)
+    finetune_epochs: int = option(1, check=positive_int)
+    k: int = option(16, check=positive_int)
+    gamma: float = option(math.inf, check=nonneg_or_inf)
+    n_eval: int = option(1000, check=_at_least_two)
+    n_boot: int = option(100, check=positive_int)
+    classifier_steps: int = option(2000, check=positive_int)
+    sampler: str = option("auto", choices=("auto", "scan", "loop"))
 
     def __post_init__(self):
-        if self.source not in data_mod.SOURCES:
-            raise ValueError(f"source must be one of {data_mod.SOURCES}; got {self.source!r}")
+        validate(self)
         if self.source == "mnist" and not self.mnist_path:
             raise ValueError("source 'mnist' needs mnist_path (an .npz or a folder of IDX files)")
-        if not self.lams:
-            raise ValueError("lams must be a non-empty list of λ >= 0")
-        check_nonneg("lams", list(self.lams), allow_inf=False)
-        check_nonneg("gamma", self.gamma)
-        for name in ("guidance", "lr", "finetune_lr"):
-            check_nonneg(name, getattr(self, name), allow_inf=False)
-        if not 0 <= self.label_dropout < 1:
-            raise ValueError(f"label_dropout must lie in [0, 1); got {self.label_dropout}")
-        for name in (
-            "generations",
-            "diffusion_steps",
-            "sample_steps",
-            "batch",
-            "gen0_steps",
-            "finetune_epochs",
-            "k",
-            "n_eval",
-            "n_boot",
-            "classifier_steps",
-        ):
-            check_positive_int(name, getattr(self, name))
+        if self.mnist_path and self.source != "mnist":
+            raise ValueError("mnist_path goes with source 'mnist' (scsc digits --full)")
         if self.sample_steps > self.diffusion_steps:
             raise ValueError(
                 f"sample_steps must be <= diffusion_steps={self.diffusion_steps}; "
                 f"got {self.sample_steps}"
             )
-        if self.n_eval < 2:
-            raise ValueError(f"n_eval must be >= 2; got {self.n_eval}")
-        if self.sampler not in ("auto", "scan", "loop"):
-            raise ValueError(f"sampler must be 'auto', 'scan' or 'loop'; got {self.sampler!r}")
-        for name in ("n_train", "n_test"):
-            v = getattr(self, name)
-            if v is not None:
-                check_positive_int(name, v)
 
     @classmethod
     def quick(cls) -> Config:

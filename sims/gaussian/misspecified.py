@@ -132,8 +132,9 @@ def _points(cfg: MisspecifiedConfig) -> list[dict]:
     k_max = max(int(ops.n_synthetic(lam, cfg.n_real)) for lam in cfg.lams)
     spec = loop.LoopSpec("augment", "ideal", cfg.generations, cfg.n_real, max(k_max, 1))
     for i, kind in enumerate(cfg.kinds):
-        ex = constants.gaussian_on_bounded_data(kind)
-        m_star, v_star = imperfect.bounded_data_theta_star(kind)
+        ex = constants.gaussian_on_bounded_data(kind)  # float64 inside, float results
+        with jax.enable_x64(True):  # θ* by the same float64 quadrature
+            m_star, v_star = (float(v) for v in imperfect.bounded_data_theta_star(kind))
         target = gauss.Gaussian(jnp.asarray([m_star]), jnp.asarray([[v_star]]))
         theta0 = gauss.Gaussian(jnp.asarray([m_star + cfg.offset]), jnp.asarray([[v_star]]))
         key = jax.random.key(cfg.seed + 1000 * i)

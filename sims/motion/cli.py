@@ -38,7 +38,8 @@ def run_demo(cfg, out_dir: Path, gif: bool = True, prov: dict | None = None) -> 
 
     print(
         f"motion demo: {cfg.per_class} motion(s) × 9 classes × 4 corruptions, "
-        f"backend {cfg.backend}, dataset n = {cfg.dataset.n}",
+        f"correctors {', '.join(cfg.correctors)}, backend {cfg.backend}, "
+        f"dataset n = {cfg.dataset.n}",
         flush=True,
     )
     prov = prov or results.provenance(cfg, [cfg.seed, cfg.dataset.seed])
@@ -50,12 +51,15 @@ def run_demo(cfg, out_dir: Path, gif: bool = True, prov: dict | None = None) -> 
         "ground_truth_selected": res["ground_truth_selected"],
         "valid_corrected": res["valid_corrected"],
         "corruptions": res["corruptions"],
+        "correctors": res["correctors"],
+        "by_corrector": res["by_corrector"],
         "texts": [str(t) for t in res["texts"]],
         "seconds": res["seconds"],
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     path = results.write_json(out_dir / "correction_demo.json", payload, digits=5)
     print(f"  done in {res['seconds']:.1f} s; wrote {path}")
+    print(demo.table(res))
     traj = res["trajectories"]
     i = 0  # first selected motion, shown under every corruption
     j = int(np.flatnonzero(res["labels"] == 6)[0]) if 6 in res["labels"] else 0  # march
@@ -67,20 +71,30 @@ def run_demo(cfg, out_dir: Path, gif: bool = True, prov: dict | None = None) -> 
         labels=res["labels"][shown],
         indices=np.asarray(res["indices"])[shown],
     )
-    rows = [
-        (
-            kind,
-            [traj["ground_truth"][i], traj[f"{kind}_corrupted"][i], traj[f"{kind}_corrected"][i]],
-            [
-                "ground truth",
-                f"{kind}: {res['corruptions'][kind]['matching_metric']} "
-                f"{res['corruptions'][kind]['before'][res['corruptions'][kind]['matching_metric']]:.1f}",
-                f"corrected: "
-                f"{res['corruptions'][kind]['after'][res['corruptions'][kind]['matching_metric']]:.1f}",
-            ],
+    names = res["correctors"]
+
+    def corrected(kind, j):
+        return traj[f"{kind}_corrected" + ("" if j == 0 else f"_{names[j]}")]
+
+    rows = []
+    for kind, entry in res["corruptions"].items():
+        metric = entry["matching_metric"]
+        after = [res["by_corrector"][c]["corruptions"][kind]["after"][metric] for c in names]
+        rows.append(
+            (
+                kind,
+                [
+                    traj["ground_truth"][i],
+                    traj[f"{kind}_corrupted"][i],
+                    *(corrected(kind, j)[i] for j in range(len(names))),
+                ],
+                [
+                    "ground truth",
+                    f"{kind}: {metric} {entry['before'][metric]:.1f}",
+                    *(f"corrected ({c}): {a:.1f}" for c, a in zip(names, after, strict=True)),
+                ],
+            )
         )
-        for kind in res["corruptions"]
-    ]
     footer = (
         f'"{res["texts"][i]}"; metric values are batch means over {len(res["texts"])} '
         f"motions (mm; jerk m/s³). git {str(prov['git_sha'])[:8]}"
@@ -90,8 +104,12 @@ def run_demo(cfg, out_dir: Path, gif: bool = True, prov: dict | None = None) -> 
     print(f"  wrote {png}")
     if gif:
         anim = render.animate(
-            [traj["ground_truth"][j], traj["slide_corrupted"][j], traj["slide_corrected"][j]],
-            ["ground truth", "corrupted (feet slide)", "corrected"],
+            [
+                traj["ground_truth"][j],
+                traj["slide_corrupted"][j],
+                *(corrected("slide", k)[j] for k in range(len(names))),
+            ],
+            ["ground truth", "corrupted (feet slide)", *(f"corrected ({c})" for c in names)],
             out_dir / "motion_correction.gif",
             suptitle=str(res["texts"][j]),
             stride=2,
@@ -181,6 +199,34 @@ def _render(args) -> int:
     return 0
 
 
+def _drift(args) -> int:
+    """``scsc motion drift``: the corrector applied again and again to real motions."""
+    from sims.motion import drift
+
+    names = [c.strip() for c in args.corrector.split(",") if c.strip()]
+    cfgs = [
+        drift.Config.smoke(c)
+        if args.smoke
+        else drift.Config(corrector=c, passes=args.passes, n=args.n, backend=args.backend)
+        for c in names
+    ]
+    if not cfgs:
+        raise ValueError("corrector must name at least one of id, pd")
+    rows = []
+    for cfg in cfgs:
+        print(
+            f"motion drift: corrector {cfg.corrector}, {cfg.passes} passes, n = {cfg.n}, "
+            f"backend {cfg.backend}",
+            flush=True,
+        )
+        res = drift.run(cfg)
+        print(drift.summary(res), flush=True)
+        rows.append(res)
+    for path in drift.report(rows if len(rows) > 1 else rows[0], Path(args.out)):
+        print(f"  wrote {path}")
+    return 0
+
+
 def _dataset(args) -> int:
     path = render_dataset(_dataset_cfg(args), Path(args.out))
     print(f"wrote {path}")
@@ -228,6 +274,11 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", help="comma list of seeds >= 0")
     p.add_argument("--gamma", type=float, help="correction strength of the corrected arm")
     p.add_argument("--physics", choices=ph.BACKENDS, help="corrector backend (default mjx)")
+    p.add_argument(
+        "--corrector",
+        choices=ph.CORRECTORS,
+        help="physics tracker of the corrected arm (default id)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--watchdog",
@@ -252,6 +303,19 @@ def add_parser(sub) -> None:
     q.add_argument("--no-gif", action="store_true")
     q.add_argument("--smoke", action="store_true", help="tiny configuration (tests)")
     q.set_defaults(func=_demo)
+
+    q = msub.add_parser(
+        "drift", help="idempotence: correct real motions repeatedly, measure the drift"
+    )
+    q.add_argument(
+        "--corrector", default="id", help="id or pd (or a comma list, e.g. id,pd: one plot)"
+    )
+    q.add_argument("--passes", type=int, default=4, help="correction passes")
+    q.add_argument("--n", type=int, default=64, help="real training motions (the loop's first n)")
+    q.add_argument("--backend", choices=ph.BACKENDS, default="mujoco")
+    q.add_argument("--out", default="out/motion_drift")
+    q.add_argument("--smoke", action="store_true", help="tiny configuration (tests)")
+    q.set_defaults(func=_drift)
 
     q = msub.add_parser("render", help="GIF/PNG of dataset motions (and their correction)")
     common(q)
@@ -301,6 +365,7 @@ def loop_config(args):
         ("generations", args.generations),
         ("gamma", args.gamma),
         ("backend", args.physics),
+        ("corrector", args.corrector),
     ):
         if value is not None:
             over[name] = value

@@ -313,7 +313,10 @@ def generate(cfg: Config, batch: int = 64) -> dict[str, np.ndarray]:
         for lo in range(0, size, batch):
             chunk = refs[lo : lo + batch]
             pad = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
-            sim, info = physics.simulate(jnp.asarray(pad), cfg.settings, backend="mujoco")
+            # The data are defined as PD tracking under GROUND_TRUTH (not the corrector).
+            sim, info = physics.simulate(
+                jnp.asarray(pad), cfg.settings, backend="mujoco", corrector="pd"
+            )
             sims.append(np.asarray(sim)[: len(chunk)])  # one compiled shape for all chunks
             fell.append(np.asarray(info["fell"])[: len(chunk)])
         sim, fell = np.concatenate(sims), np.concatenate(fell)

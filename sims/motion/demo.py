@@ -1,9 +1,13 @@
 """Correction demo: corrupt dataset motions in each way, correct them, measure plausibility.
 
-``main(cfg)`` returns plain arrays and dicts and writes nothing; ``scsc motion demo`` saves
-``correction_demo.json`` (config, provenance, ground-truth metrics, and per corruption
-``before`` / ``after`` dicts with the metric names of ``sims.motion.metrics``) and renders
-the comparison.
+Both correctors (``physics.CORRECTORS``: the feedforward tracker ``id`` and the earlier PD
+tracker ``pd``) correct the same corrupted motions, side by side. ``main(cfg)`` returns plain
+arrays and dicts and writes nothing; ``scsc motion demo`` saves ``correction_demo.json``
+(config, provenance, ground-truth metrics; per corruption ``before`` / ``after`` dicts with
+the metric names of ``sims.motion.metrics`` for the first corrector of ``cfg.correctors``
+(the schema the figures read), and ``by_corrector``: the same for every corrector, with
+``to_clean``: how far each correction lands from the clean motion) and renders the
+comparison.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from sims.motion import dataset as ds
 from sims.motion import metrics as mt
 from sims.motion import physics as ph
 
-__all__ = ["Config", "main"]
+__all__ = ["Config", "main", "table"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,16 +36,22 @@ class Config:
         per_class: motions per class that are corrupted and corrected (each corruption).
         backend: ``physics.BACKENDS``.
         seed: key of the corruptions.
+        correctors: ``physics.CORRECTORS`` compared (the first fills the top-level entries).
     """
 
     dataset: ds.Config = dataclasses.field(default_factory=lambda: ds.Config(n=144, frames=60))
     per_class: int = 2
     backend: str = "mujoco"
     seed: int = 0
+    correctors: tuple[str, ...] = ("id", "pd")
 
     def __post_init__(self):
         if self.backend not in ph.BACKENDS:
             raise ValueError(f"backend must be one of {ph.BACKENDS}; got {self.backend!r}")
+        if not self.correctors or any(c not in ph.CORRECTORS for c in self.correctors):
+            raise ValueError(
+                f"correctors must be a non-empty tuple of {ph.CORRECTORS}; got {self.correctors!r}"
+            )
         if not isinstance(self.per_class, int) or self.per_class < 1:
             raise ValueError(f"per_class must be an integer >= 1; got {self.per_class!r}")
         if self.per_class * len(ds.CLASSES) > self.dataset.n:
@@ -65,41 +75,99 @@ def _info_summary(info) -> dict[str, float]:
         "joint_error_rad": float(np.mean(info["joint_error"])),
         "root_error_m": float(np.mean(info["root_error"])),
         "residual_force_frac_weight": float(np.mean(info["residual_force"])),
+        "dropped_frames": float(np.mean(info["dropped"])),
+    }
+
+
+def _to_clean(fixed, clean) -> dict[str, float]:
+    """Distance of a correction from the clean motion it was corrupted from."""
+    f, c = np.asarray(fixed), np.asarray(clean)
+    return {
+        "hinge_rad": float(np.mean(np.sqrt(np.mean((f[..., 7:] - c[..., 7:]) ** 2, axis=(1, 2))))),
+        "root_m": float(np.mean(np.linalg.norm(f[..., :3] - c[..., :3], axis=-1))),
     }
 
 
 def main(cfg: Config) -> dict:
-    """Runs the demo; returns metrics and the trajectories needed for rendering."""
+    """Runs the demo; returns metrics and the trajectories needed for rendering.
+
+    Trajectories: ``ground_truth``, ``valid_corrected``, ``<kind>_corrupted`` and
+    ``<kind>_corrected`` (first corrector), ``<kind>_corrected_<corrector>`` for the others.
+    """
     t0 = time.perf_counter()
     data = ds.load(cfg.dataset)
     gt_all = mt.summarize(mt.plausibility(jnp.asarray(data["qpos"])))
     idx = _pick(data["labels"], cfg.per_class)
     gt = jnp.asarray(data["qpos"][idx])
-    sim, info = ph.simulate(gt, backend=cfg.backend)
-    out = {
+    key = jax.random.key(cfg.seed)
+    bad = {
+        kind: cr.corrupt(jax.random.fold_in(key, i), gt, kind)
+        for i, kind in enumerate(cr.CORRUPTIONS)
+    }
+    by = {}
+    traj = {"ground_truth": np.asarray(gt)}
+    for j, corrector in enumerate(cfg.correctors):
+        suffix = "" if j == 0 else f"_{corrector}"
+        sim, info = ph.simulate(gt, backend=cfg.backend, corrector=corrector)
+        entry = {
+            "valid_corrected": {
+                "after": mt.summarize(mt.plausibility(sim)),
+                "change": _info_summary(info),
+            },
+            "corruptions": {},
+        }
+        traj[f"valid_corrected{suffix}"] = np.asarray(sim)
+        for kind in cr.CORRUPTIONS:
+            fixed, info = ph.simulate(bad[kind], backend=cfg.backend, corrector=corrector)
+            entry["corruptions"][kind] = {
+                "matching_metric": cr.MATCHING_METRIC[kind],
+                "before": mt.summarize(mt.plausibility(bad[kind])),
+                "after": mt.summarize(mt.plausibility(fixed)),
+                "correction": _info_summary(info),
+                "to_clean": _to_clean(fixed, gt),
+            }
+            traj[f"{kind}_corrected{suffix}"] = np.asarray(fixed)
+        by[corrector] = entry
+    for kind in cr.CORRUPTIONS:
+        traj[f"{kind}_corrupted"] = np.asarray(bad[kind])
+    first = by[cfg.correctors[0]]
+    return {
         "ground_truth": gt_all,
         "ground_truth_selected": mt.summarize(mt.plausibility(gt)),
-        "valid_corrected": {
-            "after": mt.summarize(mt.plausibility(sim)),
-            "change": _info_summary(info),
-        },
-        "corruptions": {},
-        "trajectories": {"ground_truth": np.asarray(gt), "valid_corrected": np.asarray(sim)},
+        "valid_corrected": first["valid_corrected"],
+        "corruptions": first["corruptions"],
+        "by_corrector": by,
+        "correctors": list(cfg.correctors),
+        "trajectories": traj,
         "indices": idx,
         "labels": data["labels"][idx],
         "texts": data["texts"][idx],
+        "seconds": time.perf_counter() - t0,
     }
-    key = jax.random.key(cfg.seed)
-    for i, kind in enumerate(cr.CORRUPTIONS):
-        bad = cr.corrupt(jax.random.fold_in(key, i), gt, kind)
-        fixed, info = ph.simulate(bad, backend=cfg.backend)
-        out["corruptions"][kind] = {
-            "matching_metric": cr.MATCHING_METRIC[kind],
-            "before": mt.summarize(mt.plausibility(bad)),
-            "after": mt.summarize(mt.plausibility(fixed)),
-            "correction": _info_summary(info),
-        }
-        out["trajectories"][f"{kind}_corrupted"] = np.asarray(bad)
-        out["trajectories"][f"{kind}_corrected"] = np.asarray(fixed)
-    out["seconds"] = time.perf_counter() - t0
-    return out
+
+
+def table(res: dict) -> str:
+    """Side by side: each corruption's own metric before and after every corrector, and
+    how far each correction lands from the clean motion."""
+    names = res["correctors"]
+    head = "  ".join(f"{c:>22s}" for c in names)
+    lines = [f"{'corruption':10s} {'metric':12s} {'before':>8s}  {head}"]
+    for kind in cr.CORRUPTIONS:
+        m = cr.MATCHING_METRIC[kind]
+        before = res["by_corrector"][names[0]]["corruptions"][kind]["before"][m]
+        cells = []
+        for c in names:
+            e = res["by_corrector"][c]["corruptions"][kind]
+            d = e["to_clean"]
+            cells.append(
+                f"{e['after'][m]:7.2f} ({d['hinge_rad']:.3f} rad {100 * d['root_m']:.1f} cm)"
+            )
+        lines.append(f"{kind:10s} {m:12s} {before:8.2f}  " + "  ".join(f"{x:>22s}" for x in cells))
+    cells = []
+    for c in names:
+        ch = res["by_corrector"][c]["valid_corrected"]["change"]
+        cells.append(f"({ch['joint_error_rad']:.3f} rad {100 * ch['root_error_m']:.1f} cm)")
+    lines.append(
+        f"{'valid':10s} {'(change)':12s} {'':8s}  " + "  ".join(f"{x:>22s}" for x in cells)
+    )
+    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Physics correction: a humanoid tracks a motion in MuJoCo; the simulated motion is the correction.
 
-``simulate(ref, settings, backend)`` runs PD tracking of the reference at the simulation rate
+``simulate(ref, settings, backend, corrector)`` tracks the reference at the simulation rate
 (joint servos with torque limits, plus a bounded residual wrench on the root; see
 ``humanoid``) from the reference's first frame, lifted or lowered so its lowest point touches
 the floor, and returns the simulated qpos at the motion frame rate with per-motion info.
@@ -8,13 +8,27 @@ the floor, and returns the simulated qpos at the motion frame rate with per-moti
 (``theory.operators``): features in, features out, each motion corrected with probability
 γ/(1+γ).
 
+Correctors (``CORRECTORS``):
+
+* ``id`` (default) — the feedforward tracker (``sims.motion.tracking``): inverse dynamics
+  of a spline through the reference, a ground-reaction solve, a feasibility projection, and
+  servos with that feedforward and damping relative to the reference velocity. Nearly a
+  projection onto valid motion: a valid motion moves by ~0.002 rad RMS per pass.
+* ``pd`` — the earlier PD tracker: servo targets are the reference, linearly interpolated,
+  with damping against the absolute velocity (≈ 2 frames of lag) and no feedforward, so
+  gravity, the hinge springs and the lag pull every motion toward the tracker's own fixed
+  points (0.054 rad RMS per pass on valid motions). Kept for comparison; its C backend
+  gives today's numbers bit for bit.
+
 Backends (same numbers up to float32 vs float64 and solver details; parity is tested):
 
-* ``mjx`` — pure JAX (``mujoco.mjx``): jittable, ``vmap`` over motions, ``lax.scan`` over
-  frames and substeps; runs inside the caller's ``jit``. The GPU path.
-* ``mujoco`` — C MuJoCo through ``mujoco.rollout`` (multi-threaded, open-loop inputs: the
-  controller lives in the model, so the inputs are the reference itself). Called from
-  jitted code through ``jax.pure_callback``. The fast CPU path.
+* ``mjx`` — pure JAX (``mujoco.mjx``): jittable, ``vmap`` over motions, ``lax.scan``
+  over frames and substeps; runs inside the caller's ``jit``. The GPU path. On CPU the
+  models are LAPACK-free (sparse Jacobian, CG solver, ``engine.step``): jaxlib's batched
+  CPU LAPACK kernels can deadlock XLA's thread pool (``sims.motion.engine``).
+* ``mujoco`` — C MuJoCo (multi-threaded ``mujoco.rollout``, open-loop inputs computed in
+  batch beforehand; the ``id`` plan's physics through ``mujoco.batch``). Called from jitted
+  code through ``jax.pure_callback``. The fast CPU path.
 
 **Falls.** A motion *fell* when the head drops below ``FALL_HEAD_HEIGHT`` at any frame. Its
 correction is rejected: the corrected sample is the uncorrected input (flagged in ``info``;
@@ -34,11 +48,13 @@ import numpy as np
 from jax.scipy.spatial.transform import Rotation
 from jaxtyping import Array, Bool, Float
 
+from sims.motion import engine
 from sims.motion import humanoid as hm
 from sims.motion import representation as rep
 
 __all__ = [
     "BACKENDS",
+    "CORRECTORS",
     "FALL_HEAD_HEIGHT",
     "correct_motion",
     "lift_to_floor",
@@ -48,6 +64,7 @@ __all__ = [
 ]
 
 BACKENDS = ("mjx", "mujoco")
+CORRECTORS = ("id", "pd")
 FALL_HEAD_HEIGHT = 0.6  # m; standing head centre is 1.47 m, a deep squat ~1.0 m
 
 
@@ -96,7 +113,7 @@ def head_height(qpos: Float[Array, "*b 28"]) -> Float[Array, " *b"]:
     return hm.forward_kinematics(qpos)["sites"][..., head, 2]
 
 
-def _info(ref, sim, residual) -> dict[str, Array]:
+def _info(ref, sim, residual, kept) -> dict[str, Array]:
     joint_err = jnp.sqrt(jnp.mean((sim[..., 7:] - ref[..., 7:]) ** 2, axis=(-1, -2)))
     root_err = jnp.mean(jnp.linalg.norm(sim[..., :3] - ref[..., :3], axis=-1), axis=-1)
     return {
@@ -104,6 +121,7 @@ def _info(ref, sim, residual) -> dict[str, Array]:
         "root_error": root_err,  # mean root position error (m)
         "residual_force": residual,  # mean |residual force| / body weight
         "fell": jnp.min(head_height(sim), axis=-1) < FALL_HEAD_HEIGHT,
+        "dropped": jnp.sum(~kept, axis=-1).astype(jnp.int32),  # frames re-interpolated (id)
     }
 
 
@@ -113,7 +131,8 @@ def _info(ref, sim, residual) -> dict[str, Array]:
 def _simulate_mjx_one(ref: Float[Array, "T 28"], settings: hm.Settings):
     from mujoco import mjx
 
-    mx = hm.device_model(settings)
+    # Today's corrector model; on CPU with the sparse Jacobian and CG (engine: no LAPACK).
+    mx = engine.device_model("pd", settings)
     ref = jnp.asarray(ref, jnp.float32)
     start = lift_to_floor(ref[0])
     ctrl = reference_controls(ref, settings.substeps)
@@ -121,7 +140,7 @@ def _simulate_mjx_one(ref: Float[Array, "T 28"], settings: hm.Settings):
 
     def substep(d, c):
         # x64 sessions leak float64 into a few fields; MJX runs in float32 regardless.
-        d = _f32(mjx.step(mx, d.replace(ctrl=c)))
+        d = _f32(engine.step(mx, d.replace(ctrl=c)))
         force = hm.residual_force(
             settings, c[hm.N_JOINTS : hm.N_JOINTS + 3], d.qpos[:3], d.qvel[:3]
         )
@@ -138,7 +157,7 @@ def _simulate_mjx_one(ref: Float[Array, "T 28"], settings: hm.Settings):
 
 def _simulate_mjx(ref: Float[Array, "B T 28"], settings: hm.Settings):
     sim, force = jax.vmap(_simulate_mjx_one, in_axes=(0, None))(ref, settings)
-    return sim, force / hm.body_weight(settings)
+    return sim, force / hm.body_weight(settings), jnp.ones(ref.shape[:2], bool)
 
 
 # ---------------------------------------------------------------- C MuJoCo backend
@@ -196,39 +215,85 @@ def _simulate_mujoco(ref: Float[Array, "B T 28"], settings: hm.Settings):
     def host(r, s, c):
         return simulate_mujoco_np(np.asarray(r), settings, np.asarray(s), np.asarray(c))
 
-    return jax.pure_callback(host, shapes, ref, start, ctrl, vmap_method="broadcast_all")
+    sim, force = jax.pure_callback(host, shapes, ref, start, ctrl, vmap_method="broadcast_all")
+    return sim, force, jnp.ones(ref.shape[:2], bool)
+
+
+def _simulate_id_mujoco(ref: Float[Array, "B T 28"], settings: hm.Settings):
+    from sims.motion import tracking
+
+    batch, frames = ref.shape[:2]
+    shapes = (
+        jax.ShapeDtypeStruct((batch, frames, hm.NQ), jnp.float32),
+        jax.ShapeDtypeStruct((batch,), jnp.float32),
+        jax.ShapeDtypeStruct((batch, frames), jnp.bool_),
+    )
+
+    def host(r):
+        sim, force, kept = tracking.simulate_mujoco_np(np.asarray(r), settings)
+        return sim, force, np.asarray(kept, bool)
+
+    return jax.pure_callback(host, shapes, ref, vmap_method="broadcast_all")
+
+
+def _simulate_id_mjx(ref: Float[Array, "B T 28"], settings: hm.Settings):
+    from sims.motion import tracking
+
+    return tracking.simulate_mjx(ref, settings)
 
 
 # ---------------------------------------------------------------- public API
 
 
+def _check(backend: str, corrector: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    if corrector not in CORRECTORS:
+        raise ValueError(f"corrector must be one of {CORRECTORS}; got {corrector!r}")
+
+
 def simulate(
-    ref: Float[Array, "B T 28"], settings: hm.Settings = hm.CORRECTOR, backend: str = "mjx"
+    ref: Float[Array, "B T 28"],
+    settings: hm.Settings = hm.CORRECTOR,
+    backend: str = "mjx",
+    corrector: str = "id",
 ) -> tuple[Float[Array, "B T 28"], dict[str, Array]]:
     """Tracks each reference motion in physics.
 
     Args:
-        ref: reference qpos trajectories at ``humanoid.FPS`` (T >= 2).
+        ref: reference qpos trajectories at ``humanoid.FPS`` (T >= 2; T >= 4 for ``id``,
+            whose spline needs four knots).
         settings: model and controller settings (``humanoid.CORRECTOR`` by default).
         backend: ``"mjx"`` (jittable, vmappable) or ``"mujoco"`` (C, via pure_callback).
+        corrector: ``"id"`` (feedforward tracker, default) or ``"pd"`` (module docstring).
 
     Returns:
         ``(sim, info)``: the simulated qpos at the frame rate (float32; frame 0 is the lifted
         first reference frame) and per-motion ``joint_error`` (rad RMS), ``root_error`` (m),
-        ``residual_force`` (mean |root residual force| / body weight) and ``fell``.
+        ``residual_force`` (mean |root residual force| / body weight), ``fell`` and
+        ``dropped`` (frames the ``id`` feasibility projection re-interpolated; 0 for ``pd``).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
-    if ref.ndim != 3 or ref.shape[-1] != hm.NQ or ref.shape[1] < 2:
-        raise ValueError(f"ref must have shape [batch, T >= 2, {hm.NQ}]; got {ref.shape}")
-    return _simulate_jit(jnp.asarray(ref, jnp.float32), settings, backend)
+    _check(backend, corrector)
+    min_frames = 4 if corrector == "id" else 2
+    if ref.ndim != 3 or ref.shape[-1] != hm.NQ or ref.shape[1] < min_frames:
+        raise ValueError(
+            f"ref must have shape [batch, T >= {min_frames}, {hm.NQ}]; got {ref.shape}"
+        )
+    return _simulate_jit(jnp.asarray(ref, jnp.float32), settings, backend, corrector)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _simulate_jit(ref, settings, backend):
-    fn = _simulate_mjx if backend == "mjx" else _simulate_mujoco
-    sim, force = fn(ref, settings)
-    return sim, _info(ref, sim, force)
+_SIMULATORS = {
+    ("pd", "mjx"): _simulate_mjx,
+    ("pd", "mujoco"): _simulate_mujoco,
+    ("id", "mjx"): _simulate_id_mjx,
+    ("id", "mujoco"): _simulate_id_mujoco,
+}
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _simulate_jit(ref, settings, backend, corrector):
+    sim, force, kept = _SIMULATORS[corrector, backend](ref, settings)
+    return sim, _info(ref, sim, force, kept)
 
 
 def correct_motion(
@@ -239,39 +304,47 @@ def correct_motion(
     settings: hm.Settings = hm.CORRECTOR,
     backend: str = "mjx",
     mask: Bool[Array, " B"] | None = None,
+    corrector: str = "id",
 ) -> tuple[Float[Array, "B T 30"], dict[str, Array]]:
     """Physics correction π_γ of a batch of motions in feature space.
 
     Each motion is corrected with probability γ/(1+γ) (γ = inf: always); a motion that
     falls keeps its input (see the module docstring); rows with ``mask`` False come back
-    unchanged. Returns the corrected features and ``info`` (``simulate``'s, plus
+    unchanged. ``corrector``: ``CORRECTORS`` (``"id"`` default, ``"pd"`` the earlier
+    tracker). Returns the corrected features and ``info`` (``simulate``'s, plus
     ``corrected``: whether the row was replaced by its simulation).
     """
+    _check(backend, corrector)
     x = jnp.asarray(x, jnp.float32)
     keep_p = 1.0 / (1.0 + jnp.asarray(gamma, jnp.float32))
     draw = jax.random.uniform(key, (x.shape[0],)) >= keep_p
     valid = jnp.ones(x.shape[0], bool) if mask is None else jnp.asarray(mask)
-    sim, info = simulate(rep.to_qpos(x), settings, backend)
+    sim, info = simulate(rep.to_qpos(x), settings, backend, corrector)
     use = draw & valid & ~info["fell"]
     out = jnp.where(use[:, None, None], rep.to_features(sim), x)
     return out, {**info, "corrected": use}
 
 
 def make_corrector(
-    gamma: float | Array = math.inf, *, settings: hm.Settings = hm.CORRECTOR, backend: str = "mjx"
+    gamma: float | Array = math.inf,
+    *,
+    settings: hm.Settings = hm.CORRECTOR,
+    backend: str = "mjx",
+    corrector: str = "id",
 ):
     """The physics corrector in the project interface ``corrector(key, x, labels=None, *, mask)``.
 
     ``x`` is ``[B, T, 30]`` or flattened ``[B, T·30]`` features; the same shape comes back.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    _check(backend, corrector)
 
     def correct(key, x, labels=None, *, mask=None):
         del labels
         shape = x.shape
         feats = x.reshape(shape[0], -1, rep.N_FEATURES)
-        out, _ = correct_motion(key, feats, gamma, settings=settings, backend=backend, mask=mask)
+        out, _ = correct_motion(
+            key, feats, gamma, settings=settings, backend=backend, mask=mask, corrector=corrector
+        )
         return out.reshape(shape).astype(x.dtype)
 
     return correct

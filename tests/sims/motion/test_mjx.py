@@ -1,4 +1,5 @@
-"""MJX backend: parity with C MuJoCo, compile-once, use inside a caller's jit and vmap.
+"""MJX backend of the PD tracker: parity with C MuJoCo, compile-once, use inside a caller's jit and
+vmap (the feedforward tracker's MJX parity is in test_engine.py).
 
 One jitted function is compiled for the whole module (≈ 1–2 min on 2 CPU cores): the
 issue-6 use, the physics corrector inside the caller's ``jit`` and ``vmap`` (over groups of
@@ -37,7 +38,9 @@ def step():
 
     @jax.jit
     def step(keys, xs):
-        return jax.vmap(lambda k, x: ph.correct_motion(k, x * 1.0, backend="mjx"))(keys, xs)
+        return jax.vmap(lambda k, x: ph.correct_motion(k, x * 1.0, backend="mjx", corrector="pd"))(
+            keys, xs
+        )
 
     return step
 
@@ -51,7 +54,9 @@ def mjx_result(step, refs):
 
 def test_mjx_matches_c_mujoco(refs, mjx_result):
     out_mjx, info_mjx = mjx_result
-    out_c, info_c = ph.correct_motion(jax.random.key(0), rep.to_features(refs), backend="mujoco")
+    out_c, info_c = ph.correct_motion(
+        jax.random.key(0), rep.to_features(refs), backend="mujoco", corrector="pd"
+    )
     assert out_mjx.dtype == jnp.float32
     assert bool(jnp.all(jnp.isfinite(out_mjx)))
     q_mjx, q_c = rep.to_qpos(out_mjx), rep.to_qpos(out_c)
