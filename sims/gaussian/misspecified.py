@@ -116,16 +116,7 @@ def _one_step_rate(first_err: np.ndarray, offset: float) -> tuple[float, float]:
 
 
 def points(cfg: MisspecifiedConfig) -> list[dict]:
-    """One row per (kind, λ, γ): κ, the theorem's verdict and rate, and the simulated ones.
-
-    Computed in float64 inside ``jax.enable_x64`` whatever the caller's precision (the
-    quadratures behind κ give κ = inf in float32), without switching the rest of the process.
-    """
-    with jax.enable_x64(True):
-        return _points(cfg)
-
-
-def _points(cfg: MisspecifiedConfig) -> list[dict]:
+    """One row per (kind, λ, γ): κ, the theorem's verdict and rate, and the simulated ones."""
     rows = []
     lam_grid = np.repeat(np.asarray(cfg.lams, float), len(cfg.gammas))
     gamma_grid = np.tile(np.asarray(cfg.gammas, float), len(cfg.lams))

@@ -99,7 +99,7 @@ def test_biased_fixed_point_in_two_dimensions():
             z_mean(got, w)
 
 
-def test_misspecified_points_stable_beyond_the_theorem(float64):
+def test_misspecified_points_stable_beyond_the_theorem():
     """Smoke grid (λ ∈ {0.25, 2}, γ = 1, 64 seeds, T = 15) on both bounded laws: κ is the
     worked example's; the simulated one-step rate and the stationary E e², E σ² agree with
     the exact chain (which holds for non-Gaussian data) within K_SE; at λ = 2 the theorem
