@@ -67,6 +67,8 @@ LS_ITERATIONS = 20
 MJX_ITERATIONS = 15
 MJX_LS_ITERATIONS = 10
 MJX_TOLERANCE = 1e-6
+CG_ITERATIONS = 30
+CG_LS_ITERATIONS = 20
 TRACKING_KV_RATIO = 0.1
 TRACKING_KP_SCALE = {"default": 1.0, "hip_x": 5.0, "hip_z": 5.0, "ankle_x": 10.0}
 
@@ -139,9 +141,16 @@ def device_model(kind: str, settings: hm.Settings = hm.CORRECTOR, lapack: bool |
         lapack = not lapack_free()
     m = _KINDS[kind](settings)
     if not lapack:
+        # CG needs more iterations than Newton: with the PD model's 4 (Newton's default here)
+        # the PD tracker left C MuJoCo by 0.066 rad in 0.55 s, with 15 by 0.011, with 30 by
+        # 1e-4 (tests/sims/motion/test_mjx.py; 2 motions × 12 frames; no slower to compile).
+        # 1e-6 is a tolerance float32 can reach, so converged motions stop early under vmap.
         m = copy.copy(m)
         m.opt.jacobian = mujoco.mjtJacobian.mjJAC_SPARSE
         m.opt.solver = mujoco.mjtSolver.mjSOL_CG
+        m.opt.iterations = CG_ITERATIONS
+        m.opt.ls_iterations = CG_LS_ITERATIONS
+        m.opt.tolerance = MJX_TOLERANCE
     if kind == "tracking":
         # float32 cannot reach the C model's 1e-10; under vmap every step would then run all
         # iterations of its slowest motion (measured 60 s per call at 64 × 60 with 30, 20).

@@ -151,7 +151,9 @@ def test_spline_interpolates_and_rotations_unwrap():
     np.testing.assert_allclose(np.asarray(vj), vec, atol=1e-9)
 
 
-def test_ground_reaction_nnls_matches_scipy():
+def test_ground_reaction_nnls_matches_scipy(float64):
+    """The NumPy solver beats SciPy's NNLS on the ridge objective; the JAX one (the MJX
+    backend's) is the same algorithm, compared in float64 (``float64`` fixture)."""
     rng = np.random.default_rng(2)
     a = rng.normal(size=(40, 6, 32)) * rng.uniform(0, 1, (40, 1, 32))
     b = rng.normal(size=(40, 6))
