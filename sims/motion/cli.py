@@ -13,6 +13,7 @@ Arguments are validated (by the config dataclasses) before any simulation or com
 
 from __future__ import annotations
 
+import argparse
 import textwrap
 from pathlib import Path
 
@@ -279,6 +280,12 @@ def add_parser(sub) -> None:
         choices=ph.CORRECTORS,
         help="physics tracker of the corrected arm (default id)",
     )
+    p.add_argument(
+        "--compare-pd",
+        action=argparse.BooleanOptionalAction,
+        help="add the fourth arm, corrected by the pd tracker, to every run (--no-compare-pd: "
+        "to none; default: the mode's, --long has it at n = 64, λ = 1)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--watchdog",
@@ -361,6 +368,13 @@ def loop_config(args):
             raise ValueError(f"lams must be comma-separated numbers; got {args.lams!r}") from None
         seeds = _ints("seeds", args.seeds) if args.seeds else (0,)
         over["runs"] = tuple((n, lam, s) for n in ns for lam in lams for s in seeds)
+    runs = over.get("runs", cfg.runs)
+    if args.compare_pd is not None:
+        over["pd_runs"] = runs if args.compare_pd else ()
+    elif args.corrector == "pd":
+        over["pd_runs"] = ()  # the corrected arm is the pd tracker already
+    else:
+        over["pd_runs"] = tuple(r for r in cfg.pd_runs if r in runs)
     for name, value in (
         ("generations", args.generations),
         ("gamma", args.gamma),

@@ -15,9 +15,13 @@ from sims.motion import generator as gen
 from sims.motion import physics
 from theory._checks import check_nonneg, check_positive_int
 
-__all__ = ["ARMS", "Config"]
+__all__ = ["ARMS", "PD_ARM", "Config"]
 
 ARMS = ("baseline", "iterative", "corrected")
+# The fourth arm: corrected by the ``pd`` tracker (whose fixed points drift away from the
+# data) beside ``corrected`` (the loop's ``corrector``), for the runs in ``Config.pd_runs``;
+# it shows what corrector quality does to the loop.
+PD_ARM = "corrected_pd"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +48,8 @@ class Config:
         corrector: the physics tracker of the ``corrected`` arm: ``id`` (inverse-dynamics
             feedforward, a near-projection onto valid motion; default) or ``pd`` (the
             earlier PD tracker, whose fixed points drift away from the data).
+        pd_runs: runs (a subset of ``runs``) that also get the fourth arm ``corrected_pd``,
+            corrected by the ``pd`` tracker (needs ``corrector`` ≠ ``pd``).
         n_boot: bootstrap resamples of the metric intervals.
     """
 
@@ -64,6 +70,7 @@ class Config:
     gamma: float = math.inf
     backend: str = "mjx"
     corrector: str = "id"
+    pd_runs: tuple[tuple[int, float, int], ...] = ()
     n_boot: int = 100
 
     def __post_init__(self):
@@ -98,6 +105,13 @@ class Config:
             raise ValueError(
                 f"corrector must be one of {physics.CORRECTORS}; got {self.corrector!r}"
             )
+        if any(r not in self.runs for r in self.pd_runs):
+            raise ValueError(f"pd_runs must be a subset of runs {self.runs}; got {self.pd_runs}")
+        if self.pd_runs and self.corrector == "pd":
+            raise ValueError(
+                "pd_runs adds a pd-corrected arm beside the corrected arm; with corrector='pd' "
+                "they would be the same chain (use corrector='id' or no pd_runs)"
+            )
         if self.backend not in physics.BACKENDS:
             raise ValueError(f"backend must be one of {physics.BACKENDS}; got {self.backend!r}")
         if self.evaluator_data.frames != self.data.frames:
@@ -111,9 +125,11 @@ class Config:
     @classmethod
     def long(cls) -> Config:
         """``scsc motion --long``: n = 64 at λ ∈ {0.5, 1} (seeds 0–2 at λ = 1) and n = 256 at
-        λ = 0.25; 20 generations (CPU in the background, or GPU)."""
+        λ = 0.25; 20 generations (CPU in the background, or GPU); the ``pd`` arm beside the
+        ``id`` one at n = 64, λ = 1 (three seeds)."""
         runs = ((64, 1.0, 0), (64, 0.5, 0), (256, 0.25, 0), (64, 1.0, 1), (64, 1.0, 2))
-        return cls(runs=runs, generations=20)
+        pd_runs = tuple(r for r in runs if r[:2] == (64, 1.0))
+        return cls(runs=runs, generations=20, pd_runs=pd_runs)
 
     @classmethod
     def full(cls) -> Config:

@@ -15,6 +15,7 @@ ARM_STYLE = {
     "baseline": ("#555555", "baseline (real only)"),
     "iterative": ("#c0392b", "iterative fine-tuning"),
     "corrected": ("#1f77b4", "iterative + physics correction"),
+    "corrected_pd": ("#e67e22", "iterative + PD-tracker correction (drifts)"),
 }
 PANELS = (
     ("fid", "FID ↓"),
@@ -105,6 +106,8 @@ def seeds(payload: dict, path: str | Path, setting: str | None = None) -> Path:
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
     for ax, (metric, title) in zip(axes, PANELS, strict=True):
         for arm, (color, label) in ARM_STYLE.items():
+            if not all(arm in runs[s] for s in runs):
+                continue
             ys = np.array([runs[s][arm][metric] for s in sorted(runs)], float)
             for y in ys:
                 ax.plot(y, color=color, lw=0.8, alpha=0.5)
@@ -119,12 +122,18 @@ def seeds(payload: dict, path: str | Path, setting: str | None = None) -> Path:
 
 def fig5(frames: dict, path: str | Path, footer: str = "") -> Path:
     """Fig. 5 analogue: the same descriptions rendered from ground truth, the last
-    iterative and the last corrected generation (rows: motions; columns: sources)."""
+    iterative and the last corrected generation (and the last PD-corrected one when the run
+    has that arm; rows: motions; columns: sources)."""
     from sims.motion import render
 
+    sources = [("ground_truth", "ground truth"), ("iterative", "iterative (last gen.)")]
+    sources += [
+        ("corrected", "corrected (last gen.)"),
+        ("corrected_pd", "PD-corrected (last gen.)"),
+    ]
+    sources = [(k, t) for k, t in sources if k in frames]
     rows = []
     for i, text in enumerate(frames["texts"]):
-        motions = [frames["ground_truth"][i], frames["iterative"][i], frames["corrected"][i]]
-        titles = ["ground truth", "iterative (last gen.)", "corrected (last gen.)"]
-        rows.append((f'"{text}"', motions, titles))
+        motions = [frames[k][i] for k, _ in sources]
+        rows.append((f'"{text}"', motions, [t for _, t in sources]))
     return render.strip(rows, path, n_frames=4, footer=footer)

@@ -18,6 +18,7 @@ from sims.common import results
 from sims.motion import dataset as ds
 from sims.motion import loop, plotting
 from sims.motion import representation as rep
+from sims.motion.config import PD_ARM
 
 __all__ = ["FIG5_CLASSES", "LONG_RUN_DIR", "loop_figures", "loop_summary", "plot_loop", "run_loop"]
 
@@ -41,13 +42,15 @@ def _fig5_frames(out: dict, setting: str) -> dict:
         return np.asarray(rep.to_qpos(jnp.asarray(x[idx])), np.float32)
 
     name = f"n{n}_s{seed}_lam{lam}"
-    return {
+    frames = {
         "setting": np.array(setting),
         "texts": np.asarray(test["texts"][idx]).astype(str),
         "ground_truth": qpos(test["features"]),
-        "iterative": qpos(out["samples"][f"{name}_iterative"]),
-        "corrected": qpos(out["samples"][f"{name}_corrected"]),
     }
+    for arm in ("iterative", "corrected", PD_ARM):
+        if f"{name}_{arm}" in out["samples"]:
+            frames[arm] = qpos(out["samples"][f"{name}_{arm}"])
+    return frames
 
 
 def _fmt(m: dict, key: str, i: int = -1) -> str:
@@ -75,13 +78,17 @@ def loop_summary(payload: dict) -> str:
                 f"Div {real['diversity']:.3f}, Match {real['matching']:.3f}, "
                 f"phys {real['phys_err']:.1f} mm, R@3 {real['r_precision'][2]:.2f}"
             )
-    drift = payload.get("corrector_drift")
-    if drift:
+    drifts = payload.get("corrector_drifts") or {"": payload.get("corrector_drift")}
+    for name, drift in drifts.items():
+        if not drift:
+            continue
         fids = ", ".join(f"{v:.3f}" for v in drift["fid"])
+        hinge = drift.get("hinge_rms_change")
+        moved = f"; hinge change {hinge[-1]:.4f} rad" if hinge else ""
         lines.append(
-            f"corrector drift (real motions corrected 0..{drift['passes'][-1]} times): FID {fids}; "
-            f"largest feature shift {drift['joint_shift'][-1]:.2f} std "
-            f"({drift['joint_shift_feature'][-1]})"
+            f"corrector drift {name} (real motions corrected 0..{drift['passes'][-1]} times): "
+            f"FID {fids}; largest feature shift {drift['joint_shift'][-1]:.2f} std "
+            f"({drift['joint_shift_feature'][-1]}){moved}"
         )
     return "\n".join(lines)
 
@@ -117,6 +124,7 @@ def run_loop(cfg, out_dir: Path, *, resume: bool = False, progress: bool = True)
                 "seeds",
                 "real",
                 "corrector_drift",
+                "corrector_drifts",
                 "diag",
                 "losses",
                 "gen0_losses",

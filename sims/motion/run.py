@@ -6,9 +6,10 @@ of a chain is one jitted ``step.make_step`` call followed by the host-side evalu
 
 Arms: ``baseline`` fine-tunes on the real motions only (⌊λn⌋ = 0, so it is one chain per
 (n, seed), shared by every λ); ``iterative`` on real ∪ raw synthetic; ``corrected`` on
-real ∪ corrected synthetic. The evaluation (``evaluator.evaluate``: FID, Diversity,
-Matching, R-precision, class accuracy, physical error, with bootstrap CIs) runs on the
-host after the step, against the held-out test motions.
+real ∪ corrected synthetic (``cfg.corrector``); for the runs in ``cfg.pd_runs`` also
+``corrected_pd``, corrected by the ``pd`` tracker. The evaluation (``evaluator.evaluate``:
+FID, Diversity, Matching, R-precision, class accuracy, physical error, with bootstrap CIs)
+runs on the host after the step, against the held-out test motions.
 
 Data: ``data`` (default 640 motions, seed 1) is split once into ``n_test`` held-out test
 motions and a training pool; a run with n uses the pool's first n (nested subsets). The
@@ -42,10 +43,10 @@ from sims.common import optim, runner
 from sims.common.checkpoint import ChainState
 from sims.common.diffusion import respaced_timesteps
 from sims.motion import dataset as ds
+from sims.motion import drift as drift_mod
 from sims.motion import evaluator as ev_mod
 from sims.motion import generator as gen
-from sims.motion import physics
-from sims.motion.config import ARMS, Config
+from sims.motion.config import ARMS, PD_ARM, Config
 from sims.motion.step import Counts, LoopData, Model, StepConfig, make_finetune, make_step
 from sims.motion.text import Tokenizer
 from theory import operators as ops
@@ -82,8 +83,22 @@ def _groups(cfg: Config) -> list[tuple[int, int]]:
     return sorted({(n, seed) for n, _, seed in cfg.runs})
 
 
+def _arms(cfg: Config, run: tuple[int, float, int]) -> tuple[str, ...]:
+    """The arms of one run: ``ARMS``, plus ``PD_ARM`` for the runs in ``cfg.pd_runs``."""
+    return ARMS + ((PD_ARM,) if run in cfg.pd_runs else ())
+
+
+def _chain_name(n: int, seed: int, lam: float, arm: str) -> str:
+    return f"n{n}_s{seed}_baseline" if arm == "baseline" else f"n{n}_s{seed}_lam{lam:g}_{arm}"
+
+
+def _corrector(cfg: Config, arm: str) -> str:
+    return "pd" if arm == PD_ARM else cfg.corrector
+
+
 def chains(cfg: Config) -> list[Chain]:
-    """Every chain: one baseline per (n, seed), an iterative and a corrected chain per run."""
+    """Every chain: one baseline per (n, seed), an iterative and a corrected chain per run
+    (and a ``corrected_pd`` chain per run in ``cfg.pd_runs``)."""
     out, seen = [], set()
     for n, lam, seed in cfg.runs:
         if (n, seed) not in seen:
@@ -91,8 +106,8 @@ def chains(cfg: Config) -> list[Chain]:
             out.append(
                 Chain(f"n{n}_s{seed}_baseline", "baseline", n, None, seed, 0, _group(n, seed))
             )
-        for arm in ("iterative", "corrected"):
-            name = f"n{n}_s{seed}_lam{lam:g}_{arm}"
+        for arm in _arms(cfg, (n, lam, seed))[1:]:
+            name = _chain_name(n, seed, lam, arm)
             out.append(Chain(name, arm, n, lam, seed, n_synth(n, lam), _group(n, seed)))
     return out
 
@@ -157,8 +172,8 @@ def prepare(cfg: Config) -> Setup:
     )
 
 
-def step_config(cfg: Config, s: Setup, *, steps: int, correct: bool = False) -> StepConfig:
-    """The static part of a generation for this run (``steps`` optimiser steps)."""
+def step_config(cfg: Config, s: Setup, *, steps: int, arm: str = "baseline") -> StepConfig:
+    """The static part of a generation of ``arm`` (``steps`` optimiser steps)."""
     g = cfg.generator
     return StepConfig(
         static=s.static,
@@ -168,9 +183,9 @@ def step_config(cfg: Config, s: Setup, *, steps: int, correct: bool = False) -> 
         guidance=g.guidance,
         frames=cfg.data.frames,
         k_max=s.k_max,
-        correct=correct,
+        correct=arm in ("corrected", PD_ARM),
         backend=cfg.backend,
-        corrector=cfg.corrector,
+        corrector=_corrector(cfg, arm),
     )
 
 
@@ -224,60 +239,37 @@ def _synth_diag(synth, used, valid, corrected) -> dict:
     }
 
 
-def corrector_drift(cfg: Config, s: Setup, passes: int = 4) -> dict:
-    """Is the corrector idempotent? Applies π_∞ ``passes`` times to the real training
-    motions of the smallest n and scores every pass against the test set.
+def corrector_drift(cfg: Config, s: Setup, passes: int = 4, corrector: str | None = None) -> dict:
+    """Is the corrector idempotent? ``drift.drift`` (C backend) on the real training motions
+    of the smallest n (at least the evaluator's batch ``R_BATCH``, within the training pool),
+    against the test set (``corrector``: default ``cfg.corrector``).
 
     A projection onto the data would leave real motions (nearly) where they are after the
     first pass; a corrector whose fixed points differ from the data moves them further at
-    every pass, and a self-consuming loop compounds that drift. Uses the C MuJoCo backend
-    (the same physics as MJX, tested equal in ``test_motion_mjx``) to avoid compiling
-    another MJX shape.
+    every pass, and a self-consuming loop compounds that drift.
 
     Returns:
-        ``passes`` [0..passes], ``fid``, ``matching``, ``phys_err`` per pass, and
-        ``joint_shift``: per pass, the largest |mean feature shift| / feature std over the
-        30 features, with ``joint_shift_feature`` naming it.
+        ``drift.drift``'s per-pass lists, plus the names of the earlier schema:
+        ``joint_shift`` (= ``max_feature_shift``, feature standard deviations) and
+        ``joint_shift_feature`` (= ``max_feature_shift_name``).
     """
-    from sims.motion import humanoid as hm
-
-    n = min(r[0] for r in cfg.runs)
-    idx = s.train_idx[:n]
-    x0 = np.asarray(s.data["features"][idx], np.float32)
-    std = x0.reshape(-1, x0.shape[-1]).std(0) + 1e-6
-    names = [*hm.JOINTS, "root_height", *(f"root_6d_{i}" for i in range(6)), "vel_x", "vel_y"]
-    out = {
-        "passes": list(range(passes + 1)),
-        "fid": [],
-        "matching": [],
-        "phys_err": [],
-        "joint_shift": [],
-        "joint_shift_feature": [],
+    n = max(min(r[0] for r in cfg.runs), ev_mod.R_BATCH)
+    idx, d = s.train_idx[:n], s.data
+    out = drift_mod.drift(
+        s.evaluator,
+        d["features"][idx],
+        d["texts"][idx],
+        d["labels"][idx],
+        d["features"][s.test_idx],
+        corrector=corrector or cfg.corrector,
+        passes=passes,
+        n_boot=cfg.n_boot,
+    )
+    return {
+        **out,
+        "joint_shift": out["max_feature_shift"],
+        "joint_shift_feature": out["max_feature_shift_name"],
     }
-    x = x0
-    for p in range(passes + 1):
-        if p:
-            x = np.asarray(
-                physics.correct_motion(jax.random.key(p), jnp.asarray(x), backend="mujoco")[0]
-            )
-        m = {"fid": np.nan, "matching": np.nan}
-        if n >= ev_mod.R_BATCH:
-            m = ev_mod.evaluate(
-                s.evaluator,
-                jax.random.key(0),
-                x,
-                s.data["texts"][idx],
-                s.data["labels"][idx],
-                s.data["features"][s.test_idx],
-                cfg.n_boot,
-            )
-        m["phys_err"] = float(np.mean(ev_mod.plausibility_of(x)["phys_err"]))
-        shift = np.abs((x - x0).mean((0, 1)) / std)
-        for k in ("fid", "matching", "phys_err"):
-            out[k].append(float(m[k]))
-        out["joint_shift"].append(float(shift.max()))
-        out["joint_shift_feature"].append(names[int(shift.argmax())])
-    return out
 
 
 # ------------------------------------------------------------------ the experiment
@@ -346,7 +338,7 @@ class MotionLoop:
         k_step, k_eval = jax.random.split(_chain_key(chain.seed, chain.name, state.t + 1))
         fn = make_step(
             self._finetune_opt,
-            step_config(cfg, s, steps=cfg.finetune_steps, correct=chain.arm == "corrected"),
+            step_config(cfg, s, steps=cfg.finetune_steps, arm=chain.arm),
         )
         counts = Counts(jnp.int32(chain.n), jnp.int32(chain.k), jnp.float32(cfg.gamma))
         t0 = time.perf_counter()
@@ -442,20 +434,20 @@ def _collect(cfg: Config, s: Setup, states: dict, gen0: dict, timing: dict) -> d
     for n, lam, seed in sorted(cfg.runs, key=lambda r: (r[0], r[1], r[2])):
         setting = f"n={n},lam={lam:g}"
         arms = {}
-        for arm in ARMS:
-            name = (
-                f"n{n}_s{seed}_baseline" if arm == "baseline" else f"n{n}_s{seed}_lam{lam:g}_{arm}"
-            )
-            arms[arm] = _series(states[name].history["metrics"])
+        for arm in _arms(cfg, (n, lam, seed)):
+            arms[arm] = _series(states[_chain_name(n, seed, lam, arm)].history["metrics"])
         seeds.setdefault(setting, {})[str(seed)] = arms
         res.setdefault(setting, arms)  # the smallest seed (runs are sorted)
     ns = sorted({n for n, _, _ in cfg.runs})
     idx = s.test_idx
+    used = {_corrector(cfg, a) for r in cfg.runs for a in _arms(cfg, r)[2:]}
+    drifts = {c: corrector_drift(cfg, s, corrector=c) for c in sorted(used)}
     return {
         "results": res,
         "seeds": seeds,
         "real": {str(n): real_reference(cfg, s, n) for n in ns},
-        "corrector_drift": corrector_drift(cfg, s),
+        "corrector_drift": drifts[cfg.corrector],
+        "corrector_drifts": drifts,
         "diag": {name: st.history["diag"] for name, st in states.items()},
         "losses": {name: st.history["losses"] for name, st in states.items()},
         "gen0_losses": {

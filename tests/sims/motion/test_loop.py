@@ -132,7 +132,7 @@ def test_jitted_step_outputs(cache):
     params, _ = gen.init(CFG.generator, s.tokenizer.size, s.data["features"][s.train_idx[:24]])
     opt = optim.adam(CFG.finetune_lr)
     k = 12
-    step = loop.make_step(opt, loop.step_config(CFG, s, steps=3, correct=True))
+    step = loop.make_step(opt, loop.step_config(CFG, s, steps=3, arm="corrected"))
     counts = loop.Counts(jnp.int32(24), jnp.int32(k), jnp.float32(np.inf))
     out = step(loop.Model(params, opt.init(params)), jax.random.key(3), s.arrays, counts)
     (new, _), losses, samples, synth, used, valid, corrected = out
@@ -172,6 +172,39 @@ def test_smoke_run_payload_and_files(smoke_run):
     drift = payload["corrector_drift"]
     assert drift["passes"] == [0, 1, 2, 3, 4] and drift["joint_shift"][0] == 0
     assert np.isfinite(drift["phys_err"]).all()
+
+
+@pytest.mark.heavy
+def test_fourth_arm_is_corrected_by_the_pd_tracker(cache, tmp_path, monkeypatch):
+    """``pd_runs`` adds ``corrected_pd``, whose step calls the pd tracker (C backend here:
+    no new MJX compilation), beside ``corrected`` (id); the results, the drift per corrector
+    and Fig. 5 carry it."""
+    from sims.motion import physics
+
+    seen = []
+    make = physics.make_corrector
+
+    def spy(gamma, **kw):
+        seen.append(kw["corrector"])
+        return make(gamma, **kw)
+
+    monkeypatch.setattr(physics, "make_corrector", spy)
+    cfg = dataclasses.replace(CFG, generations=1, backend="mujoco", pd_runs=CFG.runs)
+    payload = report.run_loop(cfg, tmp_path, progress=False)
+    assert sorted(set(seen)) == ["id", "pd"]
+    res = payload["results"]["n=24,lam=1"]
+    assert list(res) == [*loop.ARMS, "corrected_pd"]
+    assert res["corrected_pd"]["fid"][0] == res["corrected"]["fid"][0]  # shared generation 0
+    assert res["corrected_pd"]["fid"][1] != res["corrected"]["fid"][1]
+    diag = payload["diag"]["n24_s0_lam1_corrected_pd"]
+    assert diag[1]["corrected_fraction"] > 0.5
+    drifts = payload["corrector_drifts"]
+    assert set(drifts) == {"id", "pd"} and payload["corrector_drift"] == drifts["id"]
+    # The two trackers' fixed points differ: pd moves the real motions more (issue 12).
+    assert drifts["pd"]["hinge_rms_change"][1] > drifts["id"]["hinge_rms_change"][1]
+    with np.load(tmp_path / "fig5_motion.npz") as z:
+        assert {"iterative", "corrected", "corrected_pd"} <= set(z.files)
+    assert "corrector drift pd" in report.loop_summary(payload)
 
 
 @pytest.mark.heavy
@@ -224,6 +257,18 @@ def test_cli_modes_and_overrides():
     cfg = motion_cli.loop_config(args)
     assert cfg.runs == ((64, 0.5, 0), (64, 0.5, 1), (64, 1.0, 0), (64, 1.0, 1))
     assert cfg.generations == 3 and cfg.backend == "mujoco"
+    # --long keeps its pd arm on the runs at n = 64, λ = 1 that remain.
+    assert cfg.pd_runs == ((64, 1.0, 0), (64, 1.0, 1))
+    long = loop.Config.long()
+    assert long.pd_runs == ((64, 1.0, 0), (64, 1.0, 1), (64, 1.0, 2))
+    every = motion_cli.loop_config(parser().parse_args(["motion", "--quick", "--compare-pd"]))
+    assert every.pd_runs == every.runs
+    pd = motion_cli.loop_config(parser().parse_args(["motion", "--long", "--corrector", "pd"]))
+    assert pd.pd_runs == ()
+    with pytest.raises(ValueError, match="subset of runs"):
+        dataclasses.replace(CFG, pd_runs=((24, 0.5, 0),))
+    with pytest.raises(ValueError, match="same chain"):
+        dataclasses.replace(CFG, corrector="pd", pd_runs=CFG.runs)
     quick = motion_cli.loop_config(parser().parse_args(["motion", "--quick"]))
     assert quick.runs == ((64, 1.0, 0),) and quick.generations >= 5
     assert {(n, lam) for n, lam, _ in loop.Config.long().runs} >= {(64, 0.5), (64, 1.0)}
