@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JOBS ?= 2
 
-.PHONY: figures test lint bench clean-venv
+.PHONY: figures test test-fast lint bench clean-venv
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(VENV)/.base: pyproject.toml
 
 $(VENV)/.test: $(VENV)/.base
 	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+$(VENV)/.docs: $(VENV)/.base
+	$(PY) -m pip install -q -e ".[docs]"
 	touch $@
 
 $(VENV)/.bench: $(VENV)/.base
@@ -27,8 +31,24 @@ lint: $(VENV)/.test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: lint
+# The docs site must build without a warning (broken links, anchors, docstring parameters);
+# into a temporary folder, never site/ in the tree. Seconds: griffe reads the source.
+.PHONY: docs
+docs: $(VENV)/.docs
+	site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && \
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir "$$site"
+
+test: lint docs
 	$(PY) -m pytest
+
+# The contributor's first check, under 3 minutes on 2 CPU cores: the theory and the Gaussian
+# experiment (plus the metrics, CLI and layout checks), without the tests marked `heavy`
+# (learned models, notebooks, phase diagrams, multi-device sweeps; `make test` runs them).
+FAST_TESTS := tests/theory tests/sims/gaussian tests/sims/common tests/test_cli.py tests/test_layout.py \
+	tests/test_docs.py
+
+test-fast: lint
+	$(PY) -m pytest -m "not slow and not gpu and not heavy" $(FAST_TESTS)
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/gaussian_toy.py

@@ -3,7 +3,7 @@
 One chain of each uncorrected/corrected arm at one λ, after a warm-up generation (so
 compilation is excluded), ``--repeats`` timed generations each; prints the median seconds
 per phase (sampling, correction, fine-tuning, evaluation) and the device. The phases are
-those of ``sims.digits.loop.step_chain``; a generation of the ``--long`` run costs the sum
+those of ``sims.digits.loop.DigitsLoop.step``; a generation of the ``--long`` run costs the sum
 over its 9 chains (baseline + 4 λ × 2 arms).
 
 Usage: ``python benchmarks/digits.py [--mode long|full] [--lam 1.0] [--repeats 3]
@@ -45,21 +45,19 @@ def main(argv=None) -> dict:
     s = loop.prepare(cfg)
     setup = time.perf_counter() - t0
     t0 = time.perf_counter()
-    g0 = loop.generation_zero(cfg, s)
+    exp = loop.DigitsLoop.create(cfg, s)
+    g0 = exp.generation_zero(loop.GROUP)
     gen0 = time.perf_counter() - t0
-    opt = loop.finetune_optimizer(cfg)
     out = {"device": str(jax.devices()[0]), "backend": jax.default_backend(),
            "config": dataclasses.asdict(cfg), "setup_s": setup,
            "gen0_s_incl_compile": gen0, "arms": {}}  # fmt: skip
-    for cid, arm in ((1, "iterative"), (2, "corrected")):
-        st = {"params": g0["params"], "opt_state": opt.init(g0["params"]), "pool": g0["pool"],
-              "pool_labels": g0["pool_labels"], "t": 0, "metrics": [g0["metrics"]],
-              "losses": [], "hash": "", "key": cfg.seed}  # fmt: skip
-        st, warm = loop.step_chain(cfg, s, st, arm, args.lam, cid)  # compiles
+    for chain in loop.chains(cfg)[1:3]:  # iterative and corrected at args.lam
+        st, warm = exp.step(exp.start(g0, chain), chain)  # compiles
         runs = []
         for _ in range(args.repeats):
-            st, tm = loop.step_chain(cfg, s, st, arm, args.lam, cid)
+            st, tm = exp.step(st, chain)
             runs.append(tm)
+        arm = chain.arm
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         med["total"] = sum(med.values())
         out["arms"][arm] = {"median_s": med, "runs": runs, "warmup_s": warm}

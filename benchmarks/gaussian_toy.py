@@ -2,7 +2,7 @@
 
 Measures, on this machine and in this one invocation:
 
-- JAX: wall time of the whole ``sims.gaussian.toy.main`` call for the paper's protocol
+- JAX: wall time of the whole ``sims.gaussian.toy.seed_sweep`` call for the paper's protocol
   (8 γ × 32 seeds × 500 generations, ``toy`` + ``histogram-reference``), *compilation
   included*: each repetition runs in a fresh Python process, so nothing is cached; the
   per-run cost is that wall time / 256; measured again with the CLI's persistent
@@ -38,10 +38,10 @@ from sims import cli
 from sims.gaussian import toy
 cli.enable_compilation_cache()  # no-op when SCSC_JAX_CACHE=off
 start = time.perf_counter()
-res = toy.main(toy.Config())
+res = toy.seed_sweep(toy.Config())
 first = time.perf_counter() - start
 start = time.perf_counter()
-toy.main(toy.Config())  # same process: compiled, the steady-state cost of further sweeps
+toy.seed_sweep(toy.Config())  # same process: compiled, the steady-state cost of further sweeps
 print(first, time.perf_counter() - start, len(res["gammas"]) * len(toy.Config().seeds))
 """
 

@@ -10,11 +10,11 @@ call):
 - ``correction``: MJX inside the step, measured as ``fused`` − ``fused_iterative`` (the
   two compiled steps differ only by the correction). A standalone jitted MJX
   ``correct_motion`` of these 64 motions hung in XLA on this CPU every time we ran it (see
-  README), so it is not timed on its own; the C backend (``correct_motion`` with
+  docs/design.md), so it is not timed on its own; the C backend (``correct_motion`` with
   ``backend="mujoco"``) is timed standalone as a second row;
 - ``finetune``: ``generator.train_steps`` (200 Adam steps, batch 32);
 - ``evaluation``: ``evaluator.evaluate`` on the 128 motions (host NumPy + the encoders);
-- ``fused``: the jitted ``loop.generation_step`` (sampling + correction + fine-tuning in one
+- ``fused``: the jitted ``loop.make_step`` step (sampling + correction + fine-tuning in one
   function), for comparison with the sum of its parts; ``fused_iterative``: the same
   without correction.
 
@@ -24,6 +24,7 @@ Usage: ``python benchmarks/motion_loop.py [--runs 3] [--json out.json]``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -48,7 +49,7 @@ def timed(fn, runs: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from sims.common import results
+    from sims.common import optim, results
     from sims.motion import evaluator as ev_mod
     from sims.motion import generator as gen
     from sims.motion import loop, physics
@@ -62,70 +63,42 @@ def main(argv=None) -> int:
     s = loop.prepare(cfg)
     n, k = cfg.runs[0][0], s.k_max
     params, _ = gen.init(cfg.generator, s.tokenizer.size, s.data["features"][s.train_idx[:n]])
-    opt = loop._adam(cfg.finetune_lr)
-    st = loop._statics(cfg, s)
-    common = {
-        "alpha_bar": s.alpha_bar,
-        "timesteps": s.timesteps,
-        "guidance": st["guidance"],
-        "frames": st["frames"],
-    }
+    opt = optim.adam(cfg.finetune_lr)
+    data = s.arrays
+    st = loop.step_config(cfg, s, steps=cfg.finetune_steps)
     key = jax.random.key(0)
 
-    sample = jax.jit(lambda p, ids, mask: gen.sample(p, s.static, key, ids, mask, **common))
-    synth = sample(params, s.real_ids[:k], s.real_mask[:k])
-    valid = jnp.arange(s.real_x.shape[0]) < n
+    sample = jax.jit(
+        lambda p, ids, mask: gen.sample(
+            p, s.static, key, ids, mask, alpha_bar=data.alpha_bar, timesteps=data.timesteps,
+            guidance=st.guidance, frames=st.frames,
+        )
+    )  # fmt: skip
+    synth = sample(params, data.real_ids[:k], data.real_mask[:k])
+    valid = jnp.arange(data.real_x.shape[0]) < n
     train = jax.jit(
         lambda p: gen.train_steps(
-            p,
-            opt.init(p),
-            key,
-            s.real_x,
-            s.real_ids,
-            s.real_mask,
-            valid,
-            static=s.static,
-            optimizer=opt,
-            steps=cfg.finetune_steps,
-            batch=cfg.batch,
-            alpha_bar=s.alpha_bar,
-            cond_dropout=st["cond_dropout"],
+            p, opt.init(p), key, data.real_x, data.real_ids, data.real_mask, valid,
+            static=s.static, optimizer=opt, steps=cfg.finetune_steps, batch=cfg.batch,
+            alpha_bar=data.alpha_bar, cond_dropout=st.cond_dropout,
         )
-    )
-    samples = np.asarray(sample(params, s.test_ids, s.test_mask))
+    )  # fmt: skip
+    samples = np.asarray(sample(params, data.test_ids, data.test_mask))
 
     def correct(backend):
         fn = jax.jit(lambda x: physics.correct_motion(key, x, np.inf, backend=backend)[0])
         return lambda: fn(synth)
 
     def fused(correct_flag):
-        return lambda: loop.generation_step(
-            params,
-            opt.init(params),
-            key,
-            s.real_x,
-            s.real_ids,
-            s.real_mask,
-            jnp.int32(n),
-            jnp.int32(k),
-            jnp.float32(np.inf),
-            s.test_ids,
-            s.test_mask,
-            s.alpha_bar,
-            s.timesteps,
-            optimizer=opt,
-            steps=cfg.finetune_steps,
-            k_max=k,
-            correct=correct_flag,
-            backend="mjx",
-            **st,
-        )
+        step = loop.make_step(opt, dataclasses.replace(st, correct=correct_flag))
+        counts = loop.Counts(jnp.int32(n), jnp.int32(k), jnp.float32(np.inf))
+        return lambda: step(loop.Model(params, opt.init(params)), key, data, counts)
 
     rows = {
         "sampling_synthetic": timed(
-            lambda: sample(params, s.real_ids[:k], s.real_mask[:k]), args.runs
+            lambda: sample(params, data.real_ids[:k], data.real_mask[:k]), args.runs
         ),
-        "sampling_eval": timed(lambda: sample(params, s.test_ids, s.test_mask), args.runs),
+        "sampling_eval": timed(lambda: sample(params, data.test_ids, data.test_mask), args.runs),
         "correction_mujoco": timed(correct("mujoco"), args.runs),
         "finetune": timed(lambda: train(params), args.runs),
         "evaluation": timed(

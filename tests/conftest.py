@@ -1,18 +1,36 @@
+"""Session-wide test settings: Hypothesis profiles and a guard on the precision switch.
+
+No precision is set here: model code is tested in the precision it runs in (float32 by
+default), and ``tests/theory/conftest.py`` scopes float64 and strict promotion to the theory
+tests. The guard makes a test fail when it leaves ``jax_enable_x64`` changed (a
+``jax.config.update`` in the code under test would otherwise switch every later test to
+float64 silently).
+"""
+
 import os
 
 import jax
 import pytest
 from hypothesis import settings
 
-jax.config.update("jax_enable_x64", True)
-
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=60)
 settings.register_profile("dev", deadline=None, max_examples=60)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
-@pytest.fixture(scope="module")
-def strict_jax():
-    """Strict dtype and rank promotion, scoped to the theory tests that request it."""
-    with jax.numpy_dtype_promotion("strict"), jax.numpy_rank_promotion("raise"):
+@pytest.fixture(autouse=True)
+def _x64_unchanged():
+    before = jax.config.jax_enable_x64
+    yield
+    after = jax.config.jax_enable_x64
+    if after != before:
+        jax.config.update("jax_enable_x64", before)  # spare the tests that follow
+        pytest.fail(f"the test left jax_enable_x64 = {after} (was {before}); use a context")
+
+
+@pytest.fixture
+def float64():
+    """float64 for one test that is about exactness (an identity that holds to 1e-9), not
+    about the precision the code runs in; a context, undone when the test ends."""
+    with jax.enable_x64(True):
         yield

@@ -1,7 +1,7 @@
 """Exact finite-sample chains of self-consuming loops on Gaussians, for every γ ≥ 0.
 
-Paper: Def. 4.1 (π_γ), eq. (5) (G^n_λ), Assumption 3 (τ_n(δ)); PAPER.md §6 ("exact
-finite-sample chains"). Bertrand et al. (ICLR 2024) is the case γ = 0.
+Paper: Def. 4.1 (π_γ), eq. (5) (G^n_λ), Assumption 3 (τ_n(δ)); ``docs/paper.md``, "Beyond
+the paper" ("exact finite-sample chains"). Bertrand et al. (ICLR 2024) is the case γ = 0.
 
 Notation. The ideal corrector π_γ keeps each synthetic point of p_θ with probability
 q = 1/(1+γ) and otherwise replaces it by a fresh draw of p_θ* (``theory.operators.ideal``);
@@ -46,6 +46,8 @@ from theory.operators import n_synthetic
 __all__ = [
     "accumulate_moments",
     "accumulate_variance_limit",
+    "augment_moments",
+    "augment_stationary",
     "collapse_rates",
     "mean_chain",
     "mean_chain_moments",
@@ -114,30 +116,79 @@ def _apply_power(m: Float[Array, "... p p"], x0: Float[Array, "... p"], t) -> Ar
 # augment: fixed real set + fresh corrected synthetic points, mean-only model
 
 
-def _mean_chain_terms(n: int, lam, gamma, real_mean, target_mean, sigma2):
-    """(k, q, c, δ, a, β, g, h) of the augment mean chain; see ``mean_chain``."""
+def _imperfect_defaults(target_mean, sigma2, center, replace_var):
+    """c = m* and v₂ = σ² unless given: the ideal π_γ replaces from N(m*, σ²)."""
+    return (target_mean if center is None else center), (
+        sigma2 if replace_var is None else replace_var
+    )
+
+
+def _mean_chain_terms(n: int, lam, gamma, real_mean, target_mean, sigma2, imperfect=None):
+    """(A, B, g, h, b) of the augment mean chain; see ``mean_chain``.
+
+    ``imperfect`` = (c, s, v₂, σ₁², m): the affine corrector's centre, shrink, replacement
+    noise variance and kept-sample noise variance, and the fresh real points per generation;
+    None is the ideal π_γ without fresh points.
+    """
+    if imperfect is None:
+        imperfect = (target_mean, 0.0, sigma2, 0.0, 0.0)
+    center, shrink, replace_var, noise_var, n_fresh = (as_float(v) for v in imperfect)
     k = as_float(n_synthetic(lam, n))
     q = _keep(gamma)
-    c = n + k
+    c = n + k + n_fresh
     delta = as_float(real_mean) - as_float(target_mean)
-    a = k * q / c
-    beta = n * delta / c
-    g = k * q * (1.0 - q) / c**2
-    h = as_float(sigma2) * k / c**2
-    return k, q, c, delta, a, beta, g, h
+    b = center - as_float(target_mean)
+    sigma2 = as_float(sigma2)
+    pull = (1.0 - q) * (1.0 - shrink)  # the weight of the corrector's centre per synthetic point
+    a = k * (q + (1.0 - q) * shrink) / c
+    beta = (n * delta + k * pull * b) / c
+    g = k * q * (1.0 - q) * (1.0 - shrink) ** 2 / c**2
+    kept_var, moved_var = sigma2 + noise_var, shrink**2 * sigma2 + replace_var
+    h = (k * (q * kept_var + (1.0 - q) * moved_var) + n_fresh * sigma2) / c**2
+    return a, beta, g, h, b
 
 
-def _check_mean_chain(n, lam, gamma, real_mean, target_mean, sigma2) -> None:
+def _check_mean_chain(
+    n,
+    lam,
+    gamma,
+    real_mean,
+    target_mean,
+    sigma2,
+    center=None,
+    shrink=0.0,
+    replace_var=None,
+    noise_var=0.0,
+    n_fresh=0,
+) -> None:
     check_positive_int("n", n)
     check_nonneg("lam", lam, allow_inf=False)
     check_nonneg("gamma", gamma)
     _check_finite("real_mean", real_mean)
     _check_finite("target_mean", target_mean)
     check_nonneg("sigma2", sigma2, allow_inf=False)
+    if center is not None:
+        _check_finite("center", center)
+    check_nonneg("shrink", shrink, allow_inf=False)
+    if replace_var is not None:
+        check_nonneg("replace_var", replace_var, allow_inf=False)
+    check_nonneg("noise_var", noise_var, allow_inf=False)
+    check_nonneg_int("n_fresh", n_fresh)
 
 
 def mean_chain(
-    n: int, lam, gamma, real_mean, target_mean=0.0, sigma2=1.0
+    n: int,
+    lam,
+    gamma,
+    real_mean,
+    target_mean=0.0,
+    sigma2=1.0,
+    *,
+    center=None,
+    shrink=0.0,
+    replace_var=None,
+    noise_var=0.0,
+    n_fresh=0,
 ) -> tuple[Float[Array, "..."], Float[Array, "..."]]:
     """Fixed point and stationary variance of the ``augment`` mean chain (1-D, known σ²).
 
@@ -166,6 +217,27 @@ def mean_chain(
     denominator is ≥ c² − k ≥ 2k + 1 > 0 since n ≥ 1. The variance is conditional on the
     real set (m̄ fixed).
 
+    **Imperfect correctors and fresh data** (keyword arguments; ``theory.operators.Affine``
+    in 1-D). A replaced point is c + s(x − c) + ξ₂ (ξ₂ ~ N(0, v₂), v₂ = ``replace_var``) and a
+    kept one x + ξ₁ (ξ₁ ~ N(0, σ₁²), σ₁² = ``noise_var``); ``n_fresh`` = m fresh points of
+    N(m*, σ²) join every generation (the ``fresh`` workflow, with γ = 0). With b = c − m*,
+    the replaced mean is c + s(μ − c) − m* = (1−s)b + s e, so
+
+        Σ(y_i − m*) = k((1−s)b + s e) + K(1−s)(e − b) + noise,
+        noise | K ~ N(0, K(σ² + σ₁²) + (k − K)(s²σ² + v₂)),
+
+    and with c = n + k + m: A = k(q + (1−q)s)/c, B = (nδ + k(1−q)(1−s)b)/c,
+    g = kq(1−q)(1−s)²/c², h = [k(q(σ² + σ₁²) + (1−q)(s²σ² + v₂)) + mσ²]/c²:
+
+        m_{t+1} = A m_t + B,   V_{t+1} = (A² + g) V_t + g (m_t − b)² + h,
+
+    fixed point m* + B/(1 − A) and stationary V = (g (e* − b)² + h)/(1 − A² − g). The
+    mixture term is now g(e* − b)²: it measures the distance between the chain's fixed point
+    and the corrector's centre. The defaults (c = m*, s = 0, v₂ = σ², σ₁² = 0, m = 0) give
+    the ideal formulas above; a biased π_γ (replacements N(m* + b, v_c)) is
+    ``center=m* + b, replace_var=v_c``; ``theory.imperfect.stationary_mse`` averages over
+    the real set.
+
     Args:
         n: real set size (≥ 1).
         lam: λ ≥ 0 (k = ⌊λn⌋).
@@ -173,33 +245,60 @@ def mean_chain(
         real_mean: mean m̄ of the fixed real set.
         target_mean: m* (the mean of p_θ*).
         sigma2: the known variance σ² ≥ 0 of data, model and target.
+        center: the corrector's centre c (default m*).
+        shrink: s ≥ 0 (0: replacements independent of x).
+        replace_var: v₂ ≥ 0 (default σ²).
+        noise_var: σ₁² ≥ 0.
+        n_fresh: m ≥ 0 fresh real points per generation.
 
     Returns:
         (fixed point m* + e* of E μ_t, stationary Var μ_t), broadcast over the inputs.
     """
-    _check_mean_chain(n, lam, gamma, real_mean, target_mean, sigma2)
-    lam, gamma, real_mean, target_mean, sigma2 = _broadcast(
-        *(as_float(x) for x in (lam, gamma, real_mean, target_mean, sigma2))
+    opts = (center, shrink, replace_var, noise_var, n_fresh)
+    _check_mean_chain(n, lam, gamma, real_mean, target_mean, sigma2, *opts)
+    center, replace_var = _imperfect_defaults(target_mean, sigma2, center, replace_var)
+    args = _broadcast(
+        *(
+            as_float(x)
+            for x in (lam, gamma, real_mean, target_mean, sigma2, center, shrink, replace_var)
+        ),
+        as_float(noise_var),
+        as_float(n_fresh),
     )
-    k, q, c, delta, _, _, g, h = _mean_chain_terms(n, lam, gamma, real_mean, target_mean, sigma2)
-    e_star = n * delta / (n + k * (1.0 - q))
-    var = (h + g * e_star**2) / (1.0 - g - (k * q / c) ** 2)
-    return as_float(target_mean) + e_star, var
+    lam, gamma, real_mean, target_mean, sigma2, *imperfect = args
+    a, beta, g, h, b = _mean_chain_terms(n, lam, gamma, real_mean, target_mean, sigma2, imperfect)
+    e_star = beta / (1.0 - a)
+    var = (h + g * (e_star - b) ** 2) / (1.0 - g - a**2)
+    return target_mean + e_star, var
 
 
 def mean_chain_moments(
-    t, n: int, lam, gamma, real_mean, mu0, target_mean=0.0, sigma2=1.0
+    t,
+    n: int,
+    lam,
+    gamma,
+    real_mean,
+    mu0,
+    target_mean=0.0,
+    sigma2=1.0,
+    *,
+    center=None,
+    shrink=0.0,
+    replace_var=None,
+    noise_var=0.0,
+    n_fresh=0,
 ) -> tuple[Float[Array, "..."], Float[Array, "..."]]:
     """Exact transient (E μ_t, Var μ_t) of the ``augment`` mean chain from μ₀ = ``mu0``.
 
     Paper: as ``mean_chain``. The state s = (m, m², V, 1), m = E e_t, V = Var e_t, obeys the
-    linear recursion (a, β = nδ/c, g = kq(1−q)/c², h = σ²k/c²):
+    linear recursion (A, B, g, h as in ``mean_chain``; A = a = kq/c, B = β = nδ/c,
+    g = kq(1−q)/c², h = σ²k/c² for the ideal π_γ, b = c − m* the corrector's offset):
 
-        m' = a m + β,   m'² = a² m² + 2aβ m + β²,   V' = (a² + g) V + g m² + h,
+        m' = A m + B,   m'² = A² m² + 2AB m + B²,   V' = (A² + g) V + g (m² − 2bm + b²) + h,
 
     so s_t = M^t s_0 with s_0 = (e₀, e₀², 0, 1), computed by repeated squaring (exact for
     every t, O(log t)). Tracking V itself, not E e², avoids cancellation when e* is large.
-    As t → ∞ it tends to ``mean_chain`` (eigenvalues a, a², a² + g < 1).
+    As t → ∞ it tends to ``mean_chain`` (eigenvalues A, A², A² + g < 1).
 
     Args:
         t: generation, non-negative integer(s).
@@ -210,33 +309,264 @@ def mean_chain_moments(
         mu0: initial model mean μ₀ (deterministic).
         target_mean: m*.
         sigma2: known variance σ² ≥ 0.
+        center, shrink, replace_var, noise_var, n_fresh: the imperfect corrector and the
+            fresh points, as in ``mean_chain``.
 
     Returns:
         (E μ_t, Var μ_t), broadcast over all inputs.
     """
     check_nonneg_int("t", t)
-    _check_mean_chain(n, lam, gamma, real_mean, target_mean, sigma2)
+    opts = (center, shrink, replace_var, noise_var, n_fresh)
+    _check_mean_chain(n, lam, gamma, real_mean, target_mean, sigma2, *opts)
     _check_finite("mu0", mu0)
-    return _mean_chain_moments(t, int(n), lam, gamma, real_mean, mu0, target_mean, sigma2)
+    center, replace_var = _imperfect_defaults(target_mean, sigma2, center, replace_var)
+    return _mean_chain_moments(
+        t, int(n), lam, gamma, real_mean, mu0, target_mean, sigma2,
+        center, shrink, replace_var, noise_var, n_fresh,
+    )  # fmt: skip
 
 
 @partial(jax.jit, static_argnames=("n",))
-def _mean_chain_moments(t, n, lam, gamma, real_mean, mu0, target_mean, sigma2):
-    t, lam, gamma, real_mean, mu0, target_mean, sigma2 = _broadcast(
-        jnp.asarray(t), *(as_float(x) for x in (lam, gamma, real_mean, mu0, target_mean, sigma2))
+def _mean_chain_moments(
+    t, n, lam, gamma, real_mean, mu0, target_mean, sigma2, center, shrink, replace_var,
+    noise_var, n_fresh,
+):  # fmt: skip
+    t, lam, gamma, real_mean, mu0, target_mean, sigma2, *imperfect = _broadcast(
+        jnp.asarray(t),
+        *(as_float(x) for x in (lam, gamma, real_mean, mu0, target_mean, sigma2, center, shrink)),
+        *(as_float(x) for x in (replace_var, noise_var, n_fresh)),
     )
-    _, _, _, _, a, beta, g, h = _mean_chain_terms(n, lam, gamma, real_mean, target_mean, sigma2)
+    a, beta, g, h, b = _mean_chain_terms(n, lam, gamma, real_mean, target_mean, sigma2, imperfect)
     zero, one = jnp.zeros_like(a), jnp.ones_like(a)
     rows = [
         [a, zero, zero, beta],
         [2.0 * a * beta, a**2, zero, beta**2],
-        [zero, g, a**2 + g, h],
+        [-2.0 * g * b, g, a**2 + g, g * b**2 + h],
         [zero, zero, zero, one],
     ]
     m = jnp.stack([jnp.stack(r, axis=-1) for r in rows], axis=-2)
     e0 = mu0 - target_mean
     s = _apply_power(m, jnp.stack([e0, e0**2, zero, one], axis=-1), t)
     return target_mean + s[..., 0], s[..., 2]
+
+
+# ---------------------------------------------------------------------------------------
+# augment, both moments fitted (1-D): exact first moments of (μ_t, σ_t²)
+
+
+def _check_augment(n, lam, gamma, data_mean, data_var, real, theta0, opts) -> None:
+    check_positive_int("n", n)
+    for name, v in (("lam", lam), ("gamma", gamma), ("data_mean", data_mean)):
+        if is_traced(v):
+            continue
+        if np.ndim(v) != 0:
+            raise ValueError(f"{name} must be a scalar (vmap for grids); got shape {np.shape(v)}")
+    check_nonneg("lam", lam, allow_inf=False)
+    check_nonneg("gamma", gamma)
+    _check_finite("data_mean", data_mean)
+    check_nonneg("data_var", data_var, allow_inf=False)
+    if real is not None:
+        _check_finite("real[0] (real mean)", real[0])
+        check_nonneg("real[1] (real variance)", real[1], allow_inf=False)
+    if theta0 is not None:
+        _check_finite("theta0[0] (mu0)", theta0[0])
+        check_nonneg("theta0[1] (var0)", theta0[1], allow_inf=False)
+    center, shrink, replace_var, noise_var, n_fresh = opts
+    if center is not None:
+        _check_finite("center", center)
+    check_nonneg("shrink", shrink, allow_inf=False)
+    if replace_var is not None:
+        check_nonneg("replace_var", replace_var, allow_inf=False)
+    check_nonneg("noise_var", noise_var, allow_inf=False)
+    check_nonneg_int("n_fresh", n_fresh)
+
+
+def _augment_system(n, lam, gamma, data_mean, data_var, real, theta0, opts):
+    """(M, s₀) of the exact linear recursion s_{t+1} = M s_t; see ``augment_moments``."""
+    center, shrink, replace_var, noise_var, n_fresh = opts
+    m_star, v_d = as_float(data_mean), as_float(data_var)
+    center = m_star if center is None else as_float(center)
+    replace_var = v_d if replace_var is None else as_float(replace_var)
+    s_, v1, v2, m = (as_float(x) for x in (shrink, noise_var, replace_var, n_fresh))
+    k = as_float(n_synthetic(lam, n))
+    q = _keep(gamma)
+    big_n = n + k + m
+    b = center - m_star
+    if real is None:  # averaged over real sets: E δ = 0, E δ² = v/n, E S_real = (n−1)v
+        d1, d2, scatter = jnp.zeros_like(v_d), v_d / n, (n - 1) * v_d
+    else:
+        d1 = as_float(real[0]) - m_star
+        d2, scatter = d1**2, n * as_float(real[1])
+    a1 = q + (1.0 - q) * s_  # E[y − m* | θ] = a1 e + b1
+    b1 = (1.0 - q) * (1.0 - s_) * b
+    r2 = q + (1.0 - q) * s_**2  # Var[y | θ] = r2 σ² + w0 + G (e − b)²
+    w0 = q * v1 + (1.0 - q) * v2
+    mix = q * (1.0 - q) * (1.0 - s_) ** 2
+
+    def step(state):
+        e, e2, de, v, one = state
+        var_y = r2 * v + w0 * one + mix * (e2 - 2.0 * b * e + b**2 * one)
+        sq_y = a1**2 * e2 + 2.0 * a1 * b1 * e + b1**2 * one  # E (a1 e + b1)²
+        d_y = a1 * de + b1 * d1 * one  # E δ (a1 e + b1)
+        spread = k * var_y + m * v_d * one  # Σ over random points of their variance
+        sum_sq = n**2 * d2 * one + 2.0 * n * k * d_y + k**2 * sq_y  # E (nδ + k a_Y)²
+        e_new = (n * d1 * one + k * (a1 * e + b1 * one)) / big_n
+        e2_new = (sum_sq + spread) / big_n**2
+        de_new = (n * d2 * one + k * d_y) / big_n
+        between = n * d2 * one + k * sq_y - sum_sq / big_n
+        v_new = (scatter * one + (1.0 - 1.0 / big_n) * spread + between) / big_n
+        return jnp.stack([e_new, e2_new, de_new, v_new, one])
+
+    matrix = jax.jacfwd(step)(jnp.zeros(5, v_d.dtype))  # exact: step is linear
+    if theta0 is None:  # generation 0 is the MLE on the real set
+        if real is None:
+            s0 = jnp.stack([d1, d2, d2, scatter / n, jnp.ones_like(d1)])
+        else:
+            s0 = jnp.stack([d1, d2, d2, as_float(real[1]), jnp.ones_like(d1)])
+    else:
+        e0 = as_float(theta0[0]) - m_star
+        s0 = jnp.stack([e0, e0**2, d1 * e0, as_float(theta0[1]), jnp.ones_like(e0)])
+    return matrix, s0
+
+
+def augment_moments(
+    t,
+    n: int,
+    lam,
+    gamma,
+    data_mean=0.0,
+    data_var=1.0,
+    *,
+    real=None,
+    theta0=None,
+    center=None,
+    shrink=0.0,
+    replace_var=None,
+    noise_var=0.0,
+    n_fresh=0,
+) -> tuple[Float[Array, ""], Float[Array, ""], Float[Array, ""]]:
+    """Exact (E μ_t, E (μ_t − m*)², E σ_t²) of the 1-D ``augment`` loop, both moments fitted.
+
+    Paper: eq. (5) / Algorithm 1 for the family {N(μ, σ²)}, with the ideal π_γ (Def. 4.1) or
+    an affine imperfect corrector (``theory.operators.Affine``: kept x + ξ₁, ξ₁ ~ N(0, σ₁²);
+    replaced c + s(x − c) + ξ₂, ξ₂ ~ N(0, v₂)), plus m = ``n_fresh`` fresh real points per
+    generation (the equal-budget ``fresh`` workflow). This is what ``sims.gaussian.loop``
+    simulates in 1-D.
+
+    Setting. p_data has mean m* and variance v (any law: the Gaussian MLE sees only these,
+    so θ* = (m*, v) also for misspecified, non-Gaussian data); p_θ* = N(m*, v). A real set of
+    n points (mean m̄, δ = m̄ − m*, scatter S = Σ(x − m̄)²) is fixed; each generation draws
+    k = ⌊λn⌋ points of p_θ, corrects them, adds m fresh points of p_data, and refits the MLE
+    (mean, 1/N variance) on all N = n + k + m points.
+
+    Derivation. Given θ = (μ, σ²), e = μ − m*, each corrected point y is i.i.d. with
+    (Affine mixture moments, b = c − m*)
+
+        E[y − m* | θ] = a₁ e + b₁,          a₁ = q + (1−q)s,   b₁ = (1−q)(1−s)b,
+        Var[y | θ] = W = r₂ σ² + w₀ + G (e − b)²,   r₂ = q + (1−q)s², w₀ = qσ₁² + (1−q)v₂,
+                                                     G = q(1−q)(1−s)².
+
+    For groups g (real: fixed offset δ, no variance; synthetic: k points, offset a₁e + b₁,
+    variance W; fresh: m points, offset 0, variance v) with counts n_g, offsets o_g and
+    per-point variances u_g, the MLE satisfies
+
+        E[e' | θ] = Σ n_g o_g / N,   Var[e' | θ] = Σ n_g u_g / N²,
+        E[N σ²' | θ] = S + (1 − 1/N) Σ n_g u_g + Σ n_g o_g² − (Σ n_g o_g)²/N
+
+    (within-group scatter (n_g − 1)u_g plus the between-group sum of squares, whose
+    expectation adds u_g(1 − n_g/N) per random group). Every right-hand side is linear in
+    the monomials (e, e², δe, σ², 1), so s = (E e, E e², E δe, E σ², 1) obeys an exact
+    linear recursion s_{t+1} = M s_t: conditional on the real set (``real`` = (m̄, S/n)),
+    δ is a constant; averaged over real sets (``real=None``, n i.i.d. points of p_data) δ and
+    S are random with E δ = 0, E δ² = v/n, E S = (n−1)v, and E δe enters through
+    E[(nδ + k(a₁e + b₁))²]. M is built as the Jacobian of that linear step (exact) and
+    M^t s₀ by repeated squaring. At the ideal π_γ with γ = 0 and m = 0 this is the
+    uncorrected loop of Bertrand et al.
+
+    Args:
+        t: generation(s), non-negative integers.
+        n: real set size (≥ 1).
+        lam: λ ≥ 0 (scalar; vmap for grids).
+        gamma: γ ≥ 0, inf allowed (scalar).
+        data_mean: m* (= the mean of p_data and of p_θ*).
+        data_var: v ≥ 0 (the variance of p_data and of p_θ*).
+        real: None (average over real sets) or (m̄, S/n), the fixed real set's mean and MLE
+            variance.
+        theta0: (μ₀, σ₀²), or None for the MLE on the real set (generation 0).
+        center, shrink, replace_var, noise_var: the affine corrector (defaults: the ideal
+            π_γ, c = m*, s = 0, v₂ = v, σ₁² = 0).
+        n_fresh: m ≥ 0 fresh real points per generation.
+
+    Returns:
+        (E μ_t, E (μ_t − m*)², E σ_t²).
+    """
+    check_nonneg_int("t", t)
+    opts = (center, shrink, replace_var, noise_var, n_fresh)
+    _check_augment(n, lam, gamma, data_mean, data_var, real, theta0, opts)
+    return _augment_moments(
+        jnp.asarray(t), as_float(n), lam, gamma, data_mean, data_var, real, theta0, opts
+    )
+
+
+@jax.jit  # n is traced too: one compilation serves every size
+def _augment_moments(t, n, lam, gamma, data_mean, data_var, real, theta0, opts):
+    matrix, s0 = _augment_system(n, lam, gamma, data_mean, data_var, real, theta0, opts)
+    s = _apply_power(
+        jnp.broadcast_to(matrix, (*t.shape, 5, 5)), jnp.broadcast_to(s0, (*t.shape, 5)), t
+    )
+    return as_float(data_mean) + s[..., 0], s[..., 1], s[..., 3]
+
+
+def augment_stationary(
+    n: int,
+    lam,
+    gamma,
+    data_mean=0.0,
+    data_var=1.0,
+    *,
+    real=None,
+    center=None,
+    shrink=0.0,
+    replace_var=None,
+    noise_var=0.0,
+    n_fresh=0,
+) -> tuple[Float[Array, ""], Float[Array, ""], Float[Array, ""], Float[Array, ""]]:
+    """Stationary (E μ, E (μ − m*)², E σ², rate) of the 1-D ``augment`` loop.
+
+    Paper: as ``augment_moments``; the fixed point of s = M s, i.e. the solution of
+    (I − M₄) x = M's constant column over the four moments (independent of θ₀). ``rate`` is
+    the spectral radius of M₄, the per-generation contraction of the moments; the stationary
+    law exists iff rate < 1 (always for s ≤ 1: the real set anchors the fit).
+
+    Returns:
+        (E μ_∞, E (μ_∞ − m*)², E σ²_∞, spectral radius of M₄).
+    """
+    opts = (center, shrink, replace_var, noise_var, n_fresh)
+    _check_augment(n, lam, gamma, data_mean, data_var, real, None, opts)
+    return _augment_stationary(as_float(n), lam, gamma, data_mean, data_var, real, opts)
+
+
+@jax.jit
+def _augment_stationary(n, lam, gamma, data_mean, data_var, real, opts):
+    matrix, _ = _augment_system(n, lam, gamma, data_mean, data_var, real, None, opts)
+    m4, const = matrix[:4, :4], matrix[:4, 4]
+    x = jnp.linalg.solve(jnp.eye(4, dtype=m4.dtype) - m4, const)
+    return as_float(data_mean) + x[0], x[1], x[3], _augment_rate(m4)
+
+
+def _augment_rate(m4: Float[Array, "4 4"]) -> Float[Array, ""]:
+    """Spectral radius of M₄ without a general eigensolver (none on GPU).
+
+    In the order (e, e², δe, σ²) the rows of e and δe involve only themselves, with the
+    same coefficient A (the mean rate), so the eigenvalues are A, A and those of the 2 × 2
+    block on (e², σ²): (τ ± sqrt(τ² − 4Δ))/2, of modulus sqrt(Δ) when complex.
+    """
+    block = m4[jnp.array([1, 3])][:, jnp.array([1, 3])]
+    tr, det = jnp.trace(block), jnp.linalg.det(block)
+    disc = tr**2 - 4.0 * det
+    root = jnp.sqrt(jnp.abs(disc))
+    radius = jnp.where(disc >= 0, 0.5 * (jnp.abs(tr) + root), jnp.sqrt(jnp.abs(det)))
+    return jnp.maximum(jnp.abs(m4[0, 0]), radius)
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,7 +578,7 @@ def replace_moments(
 ) -> tuple[Float[Array, "..."], Float[Array, "..."], Float[Array, "..."]]:
     """Exact (E μ_t, E (μ_t − m*)², E σ_t²) of the ``replace`` chain with both moments fitted.
 
-    Paper: Def. 4.1 and eq. (5) without real data (PAPER.md §6 "replace-only"); γ = 0 is
+    Paper: Def. 4.1 and eq. (5) without real data (``docs/paper.md``, "replace-only"); γ = 0 is
     Bertrand et al.'s collapsing loop. Each generation draws n i.i.d. points of the mixture
     π_γ p_θ = q N(μ_t, σ_t²) + (1−q) N(m*, v*) and refits by MLE (sample mean, 1/n variance).
 
@@ -347,8 +677,8 @@ def replace_stationary(
 def replace_log_variance(t, n: int, var0=1.0) -> tuple[Float[Array, "..."], Float[Array, "..."]]:
     """Exact (E log σ_t², Var log σ_t²) of the uncorrected ``replace`` chain (γ = 0).
 
-    Paper: PAPER.md §6 ("the variance shrinks geometrically in expectation, the median much
-    faster"); Bertrand et al.'s γ = 0. Derivation: given σ_t², n σ²_{t+1}/σ_t² ~ χ²_{n−1},
+    Paper: ``docs/paper.md`` ("the variance shrinks geometrically in expectation, the median
+    much faster"); Bertrand et al.'s γ = 0. Derivation: given σ_t², n σ²_{t+1}/σ_t² ~ χ²_{n−1},
     independently of the past and of μ_t (Cochran), so log σ_t² = log σ₀² + Σ_{s<t} log ξ_s
     with ξ_s i.i.d. χ²_{n−1}/n. With E log χ²_ν = ψ(ν/2) + log 2 and Var log χ²_ν = ψ'(ν/2):
 
@@ -381,9 +711,9 @@ def replace_log_variance(t, n: int, var0=1.0) -> tuple[Float[Array, "..."], Floa
 def replace_log_det_drift(n: int, d: int) -> Float[Array, ""]:
     """Exact per-generation drift of E log det Σ_t in the uncorrected ``replace`` loop, d ≥ 1.
 
-    Paper: PAPER.md §6 (collapse without real data). Given Σ_t, n Σ_{t+1} = Σ_t^{1/2} W Σ_t^{1/2}
-    with W ~ Wishart_d(n − 1, I) independent of the past, and by the Bartlett decomposition
-    det W = Π_{i<d} χ²_{n−1−i} (independent), so
+    Paper: ``docs/paper.md`` (collapse without real data). Given Σ_t,
+    n Σ_{t+1} = Σ_t^{1/2} W Σ_t^{1/2} with W ~ Wishart_d(n − 1, I) independent of the past,
+    and by the Bartlett decomposition det W = Π_{i<d} χ²_{n−1−i} (independent), so
 
         E log det Σ_{t+1} − E log det Σ_t = Σ_{i<d} ψ((n−1−i)/2) + d log(2/n)
 
@@ -433,7 +763,7 @@ def accumulate_moments(
 ) -> tuple[Float[Array, "T1 ..."], Float[Array, "T1 ..."]]:
     """Exact (E μ_t, Var μ_t), t = 0..T, of the ``accumulate`` mean chain (1-D, known σ²).
 
-    Paper: PAPER.md §6 ("accumulate (error stays bounded)"); ``sims.gaussian.loop`` workflow
+    Paper: ``docs/paper.md`` ("accumulate (error stays bounded)"); ``sims.gaussian.loop`` workflow
     ``accumulate``. The real set (n points, mean m̄) is fixed; set j (k = ⌊λn⌋ points) is
     drawn from π_γ p_{μ_{j−1}} and kept forever; generation t ≥ 1 fits
     μ_t = (n m̄ + Σ_{j≤t} S_j)/N_t with N_t = n + tk, S_j the sum of set j; μ₀ is free.
@@ -515,7 +845,7 @@ def _accumulate_moments(generations, n, lam, gamma, real_mean, mu0, target_mean,
 def accumulate_variance_limit(n: int, lam, sigma2=1.0) -> Float[Array, "..."]:
     """lim_t Var μ_t of the uncorrected (γ = 0) ``accumulate`` chain: σ² ψ'(1 + n/k)/k.
 
-    Paper: PAPER.md §6, "accumulate (error stays bounded)". From ``accumulate_moments`` at
+    Paper: ``docs/paper.md``, "accumulate (error stays bounded)". From ``accumulate_moments`` at
     q = 1, Var μ_t = σ² Σ_{j=1}^t k/(n + jk)², and Σ_{j≥1} 1/(j + z)² = ψ'(1 + z) with
     z = n/k. (0 when k = 0.) Independent of μ₀; by contrast the augment chain's
     stationary variance is σ²k/(n+k)² at γ = 0 and the replace chain collapses.

@@ -368,9 +368,13 @@ def gaussian_on_bounded_data(
     if isinstance(n_grid, bool) or not isinstance(n_grid, int) or n_grid < 2:
         raise ValueError(f"n_grid must be an integer >= 2; got {n_grid!r}")
     big_b = float(half_width)
-    mu, var, alpha, lip, eps = _example_core(
-        kind, float(p), n_nodes, n_grid, as_float(big_b), as_float(scale)
-    )
+    # A calculator with float results: always float64 (in float32 the ε quadrature's tail
+    # nodes overflow and κ comes out inf), whatever precision the caller runs in.
+    with jax.enable_x64(True):
+        mu, var, alpha, lip, eps = _example_core(
+            kind, float(p), n_nodes, n_grid, as_float(big_b), as_float(scale)
+        )
+        mu, var, alpha, lip, eps = (float(v) for v in (mu, var, alpha, lip, eps))
     mu_f, var_f = float(mu), float(var)
     a_cf = 1.0 / var_f**2
     b_cf = 2.0 * (big_b + abs(mu_f)) / var_f**3

@@ -15,7 +15,9 @@ or the factories below; γ may be a traced array.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 import jax
@@ -29,18 +31,35 @@ from theory._checks import as_float, check_nonneg, is_traced
 
 __all__ = [
     "CORRECTIONS",
+    "IMPERFECT",
+    "SELECTIONS",
+    "Affine",
     "Corrector",
     "Family",
+    "Selector",
+    "affine",
+    "band",
+    "biased",
     "histogram",
     "histogram_reference",
     "ideal",
     "identity",
     "make_corrector",
+    "make_selector",
+    "n_candidates",
     "n_synthetic",
+    "noisy",
     "retrain",
+    "shrinking",
+    "top_k",
+    "validate_affine",
 ]
 
 CORRECTIONS = ("ideal", "histogram", "histogram-reference", "identity")
+# Not in CORRECTIONS (the CLI's --correction choices): they need parameters beyond γ, which
+# no command exposes yet; ``make_corrector`` builds them from keyword arguments.
+IMPERFECT = ("affine", "biased", "shrinking", "noisy")
+SELECTIONS = ("top-k", "band")
 
 
 class Corrector(Protocol):
@@ -52,6 +71,17 @@ class Corrector(Protocol):
         *,
         mask: Bool[Array, " k"] | None = None,
     ) -> Float[Array, "k d"]: ...
+
+
+class Selector(Protocol):
+    def __call__(
+        self,
+        key: jax.Array,
+        x: Float[Array, "m d"],
+        labels: Array | None = None,
+        *,
+        mask: Bool[Array, " m"] | None = None,
+    ) -> Bool[Array, " m"]: ...
 
 
 class Family(Protocol):
@@ -209,7 +239,7 @@ def histogram_reference(
     from N(0, σ²I), σ ∈ {0.6, 1}, γ ∈ [0, 5]) instead of ∫min(φ, f̃/M) (0.10–0.67). Under
     ``vmap`` a rejection loop costs its slowest member's rounds, so this is what makes the
     published protocol fast; the law is checked against quadrature of min(φ, f̃/M) cell by
-    cell in ``tests/test_operators.py``, and the official one-candidate sampler is
+    cell in ``tests/theory/test_operators.py``, and the official one-candidate sampler is
     ``benchmarks/baselines_numpy.py``.
 
     Each round draws ``proposals_per_slot`` × k proposals and keeps the accepted ones in
@@ -272,8 +302,218 @@ def histogram_reference(
     return correct
 
 
+# ---------------------------------------------------------------------------------------
+# imperfect correctors: the affine family
+
+
+@partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["center", "shrink", "replace_cov", "noise_var"],
+    meta_fields=[],
+)
+@dataclasses.dataclass(frozen=True)
+class Affine:
+    """Parameters of an affine imperfect corrector (every leaf may be traced).
+
+    A sample x of p_θ is kept with probability q = 1/(1+γ), as x + ξ₁ with
+    ξ₁ ~ N(0, σ₁² I); otherwise it becomes c + s(x − c) + ξ₂ with ξ₂ ~ N(0, Σ₂), independent
+    of x. The corrected law of x ~ N(μ, Σ) is therefore the two-component mixture
+
+        q N(μ, Σ + σ₁² I) + (1 − q) N(c + s(μ − c), s² Σ + Σ₂),
+
+    whose moments give every closed form of ``theory.imperfect``. Special cases (the
+    constructors): the ideal π_γ of Def. 4.1 (s = 0, c = m*, Σ₂ = Σ*, σ₁ = 0); a *biased* π_γ
+    replacing from p_c = N(μ_c, Σ_c) (s = 0, c = μ_c, Σ₂ = Σ_c); a *shrinking* corrector
+    x ↦ c + s(x − c) applied with probability γ/(1+γ) (Σ₂ = 0); a *noisy* corrector, the
+    ideal π_γ followed by N(0, σ_c² I) on every output (σ₁² = σ_c², Σ₂ = Σ* + σ_c² I).
+    Noise on the replacements only is the biased family with Σ_c = Σ* + σ_c² I.
+
+    Attributes:
+        center: c, shape (d,).
+        shrink: s ≥ 0 (s < 1 contracts toward c, s > 1 expands).
+        replace_cov: Σ₂ (d × d, PSD).
+        noise_var: σ₁² ≥ 0, isotropic noise on the kept samples.
+    """
+
+    center: Float[Array, " d"]
+    shrink: Float[Array, ""]
+    replace_cov: Float[Array, "d d"]
+    noise_var: Float[Array, ""]
+
+    @staticmethod
+    def ideal(target: gauss.Gaussian) -> Affine:
+        """π_γ toward p_θ* = ``target`` (Def. 4.1)."""
+        m = jnp.asarray(target.mean)
+        return Affine(m, _zero(m), jnp.asarray(target.cov), _zero(m))
+
+    @staticmethod
+    def biased(corrector_law: gauss.Gaussian) -> Affine:
+        """π_γ whose replacements come from p_c = ``corrector_law`` instead of p_θ*."""
+        m = jnp.asarray(corrector_law.mean)
+        return Affine(m, _zero(m), jnp.asarray(corrector_law.cov), _zero(m))
+
+    @staticmethod
+    def shrinking(center, shrink) -> Affine:
+        """x ↦ c + s(x − c) with probability γ/(1+γ): a non-idempotent pointwise corrector."""
+        c = jnp.asarray(center, dtype=jnp.result_type(float))
+        d = c.shape[-1]
+        return Affine(c, jnp.asarray(shrink, c.dtype), jnp.zeros((d, d), c.dtype), _zero(c))
+
+    @staticmethod
+    def noisy(target: gauss.Gaussian, noise_var) -> Affine:
+        """The ideal π_γ plus independent N(0, σ_c² I) on every output (σ_c² = noise_var)."""
+        m = jnp.asarray(target.mean)
+        v = jnp.asarray(noise_var, m.dtype)
+        eye = jnp.eye(m.shape[-1], dtype=m.dtype)
+        return Affine(m, _zero(m), jnp.asarray(target.cov) + v * eye, v)
+
+
+def _zero(like: Array) -> Array:
+    return jnp.zeros((), jnp.asarray(like).dtype)
+
+
+def validate_affine(params: Affine, name: str = "params") -> None:
+    """Raises ValueError for s < 0, σ₁² < 0, a non-PSD Σ₂ or a shape mismatch (concrete only)."""
+    if is_traced(params):
+        return
+    check_nonneg(f"{name}.shrink", params.shrink, allow_inf=False)
+    check_nonneg(f"{name}.noise_var", params.noise_var, allow_inf=False)
+    if np.ndim(params.shrink) != 0 or np.ndim(params.noise_var) != 0:
+        raise ValueError(f"{name}.shrink and {name}.noise_var must be scalars")
+    gauss.validate(gauss.Gaussian(params.center, params.replace_cov), f"{name}.replace")
+
+
+def affine(gamma, params: Affine) -> Corrector:
+    """The affine imperfect corrector: keep x (+ ξ₁) w.p. 1/(1+γ), else c + s(x − c) + ξ₂.
+
+    Paper: Def. 4.1 (eq. 4) is the case ``Affine.ideal``. γ and every leaf of ``params``
+    may be traced. Exact population maps, fixed points and rates: ``theory.imperfect``.
+    """
+    check_nonneg("gamma", gamma)
+    validate_affine(params)
+
+    def correct(key, x, labels=None, *, mask=None):
+        del labels
+        valid = _valid(x, mask)
+        n, d = x.shape
+        # One random call (each is a loop of its own on XLA:CPU): the keep coin is a normal
+        # below Φ⁻¹(q), i.e. a Bernoulli(q) (Φ⁻¹(0) = −inf, Φ⁻¹(1) = +inf).
+        z = jax.random.normal(key, (n, 2 * d + 1), x.dtype)
+        keep = z[:, 0] < ndtri(_keep_probability(gamma).astype(x.dtype))
+        c = params.center.astype(x.dtype)
+        kept = x + jnp.sqrt(params.noise_var).astype(x.dtype) * z[:, 1 : d + 1]
+        root = gauss.sqrtm_psd(params.replace_cov.astype(x.dtype))
+        moved = c[None, :] + params.shrink.astype(x.dtype) * (x - c[None, :]) + z[:, d + 1 :] @ root
+        out = jnp.where(keep[:, None], kept, moved)
+        return jnp.where(valid[:, None], out, x)
+
+    return correct
+
+
+def biased(gamma, corrector_law: gauss.Gaussian) -> Corrector:
+    """π_γ with replacements from p_c = N(μ_c, Σ_c) ≠ p_θ* (``Affine.biased``)."""
+    return affine(gamma, Affine.biased(corrector_law))
+
+
+def shrinking(gamma, center, shrink) -> Corrector:
+    """x ↦ c + s(x − c) with probability γ/(1+γ), else x unchanged (``Affine.shrinking``)."""
+    return affine(gamma, Affine.shrinking(center, shrink))
+
+
+def noisy(gamma, target: gauss.Gaussian, noise_var) -> Corrector:
+    """The ideal π_γ plus N(0, σ_c² I) on every output, σ_c² = ``noise_var``."""
+    return affine(gamma, Affine.noisy(target, noise_var))
+
+
+# ---------------------------------------------------------------------------------------
+# selectors: a verifier keeps some of the candidates
+
+
+def n_candidates(k, alpha) -> Array:
+    """⌈k/α⌉ candidates for a top-k selection that keeps the fraction α (int32, traceable).
+
+    A 1e-6 tolerance absorbs round-off, as in ``n_synthetic`` (k = 10, α = 0.1 gives 100).
+    Concrete inputs are computed in NumPy (float64) and checked: α ∈ (0, 1], k ≥ 0.
+    """
+    if is_traced(k) or is_traced(alpha):
+        k_f = as_float(k)
+        return jnp.ceil(k_f / as_float(alpha) - 1e-6).astype(jnp.int32)
+    check_nonneg("k", k, allow_inf=False)
+    a = np.asarray(alpha, np.float64)
+    if np.any(~(a > 0) | (a > 1)):
+        raise ValueError(f"alpha must lie in (0, 1]; got {a.ravel()[:3].tolist()}")
+    return np.ceil(np.asarray(k, np.float64) / a - 1e-6).astype(np.int32)
+
+
+def _scores(x: Array, center) -> Array:
+    """The verifier's score −‖x − c‖² (higher is better)."""
+    c = jnp.asarray(center).astype(x.dtype)
+    return -jnp.sum((x - c[None, :]) ** 2, axis=-1)
+
+
+def top_k(k, center) -> Selector:
+    """Qiao-style top-k selection: keep the k valid candidates closest to the verifier centre c.
+
+    Draw ⌈k/α⌉ candidates of p_θ (``n_candidates``) to keep the fraction α; c ≠ m* is a biased
+    verifier. Ties are broken by row order. As the number of candidates grows at fixed α, the
+    kept law tends to p_θ restricted to the ball {‖x − c‖ ≤ r_α} of p_θ-mass α
+    (``theory.imperfect.top_alpha_law`` in 1-D). ``k`` and ``center`` may be traced.
+    """
+    check_nonneg("k", k, allow_inf=False)
+
+    def select(key, x, labels=None, *, mask=None):
+        del key, labels
+        valid = _valid(x, mask)
+        score = jnp.where(valid, _scores(x, center), -jnp.inf)
+        order = jnp.argsort(-score, stable=True)
+        rank = (
+            jnp.zeros(x.shape[0], jnp.int32).at[order].set(jnp.arange(x.shape[0], dtype=jnp.int32))
+        )
+        return valid & (rank < jnp.asarray(k).astype(jnp.int32))
+
+    return select
+
+
+def band(center, width) -> Selector:
+    """Yi et al.'s acceptance band: keep a candidate iff ‖x − c‖ ≤ width/2.
+
+    In 1-D with c = m* + bias this is the band [m* + bias − width/2, m* + bias + width/2];
+    the kept law is p_θ truncated to it (``theory.imperfect.truncated_moments``). The number
+    kept is random: Binomial(m, P_θ(band)) of m candidates. Parameters may be traced.
+    """
+    check_nonneg("width", width, allow_inf=False)
+
+    def select(key, x, labels=None, *, mask=None):
+        del key, labels
+        valid = _valid(x, mask)
+        half = 0.5 * jnp.asarray(width).astype(x.dtype)
+        return valid & (-_scores(x, center) <= half**2)
+
+    return select
+
+
+def make_selector(name: str, **kwargs) -> Selector:
+    """Selector by name: one of ``SELECTIONS`` (``top-k``: k, center; ``band``: center, width).
+
+    Raises:
+        ValueError: unknown name.
+    """
+    if name == "top-k":
+        return top_k(**kwargs)
+    if name == "band":
+        return band(**kwargs)
+    raise ValueError(f"selection must be one of {SELECTIONS}; got {name!r}")
+
+
+# ---------------------------------------------------------------------------------------
+
+
 def make_corrector(name: str, gamma, target: gauss.Gaussian, **kwargs) -> Corrector:
-    """Corrector by name: one of ``CORRECTIONS``.
+    """Corrector by name: one of ``CORRECTIONS`` or ``IMPERFECT``.
+
+    The imperfect families take keyword arguments (traced or not): ``affine``: ``params``
+    (an ``Affine``); ``biased``: ``corrector_law`` (p_c); ``shrinking``: ``shrink`` and
+    ``center`` (default m*); ``noisy``: ``noise_var``. ``target`` is p_θ*.
 
     Raises:
         ValueError: unknown name (before any tracing).
@@ -285,8 +525,16 @@ def make_corrector(name: str, gamma, target: gauss.Gaussian, **kwargs) -> Correc
     }
     if name == "identity":
         return identity()
+    if name == "affine":
+        return affine(gamma, **kwargs)
+    if name == "biased":
+        return biased(gamma, **kwargs)
+    if name == "shrinking":
+        return shrinking(gamma, kwargs.pop("center", target.mean), **kwargs)
+    if name == "noisy":
+        return noisy(gamma, target, **kwargs)
     if name not in factories:
-        raise ValueError(f"correction must be one of {CORRECTIONS}; got {name!r}")
+        raise ValueError(f"correction must be one of {CORRECTIONS + IMPERFECT}; got {name!r}")
     return factories[name](gamma, target, **kwargs)
 
 
@@ -311,7 +559,7 @@ def retrain(real: Float[Array, "n d"], synthetic: Float[Array, "k d"], lam) -> g
     weights = jnp.concatenate(
         [
             jnp.ones(real.shape[0], real.dtype),
-            (jnp.arange(synthetic.shape[0]) < k).astype(real.dtype),
+            (jnp.arange(synthetic.shape[0], dtype=jnp.int32) < k).astype(real.dtype),
         ]
     )
     return gauss.fit(jnp.concatenate([real, synthetic]), weights)

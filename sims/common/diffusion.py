@@ -1,6 +1,7 @@
 """DDPM arithmetic shared by the digit (``sims.digits.ddpm``) and motion
-(``sims.motion.generator``) diffusion models: timestep embedding, respacing, and the
-reverse step's Gaussian posterior (Ho et al. 2020, eq. 6–7; Nichol & Dhariwal 2021 §4).
+(``sims.motion.generator``) diffusion models: the forward noising of a training batch,
+timestep embedding, respacing, and the reverse step's Gaussian posterior (Ho et al. 2020,
+eq. 4 and 6–7; Nichol & Dhariwal 2021 §4).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-__all__ = ["posterior_sample", "respaced_timesteps", "sinusoid"]
+__all__ = ["forward_noise", "posterior_sample", "respaced_timesteps", "sinusoid"]
 
 F32 = jnp.float32
 
@@ -40,3 +41,15 @@ def posterior_sample(key: jax.Array, x: Array, x0: Array, a: Array, a_prev: Arra
     ) * x
     var = beta * (1.0 - a_prev) / (1.0 - a)
     return mean + jnp.sqrt(var) * jax.random.normal(key, x.shape, F32)
+
+
+def forward_noise(
+    k_t: jax.Array, k_eps: jax.Array, x0: Float[Array, "b ..."], alpha_bar: Float[Array, " S"]
+) -> tuple[Array, Array, Array]:
+    """A training batch's uniform timesteps t, noise ε and x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε
+    (Ho et al. 2020, eq. 4). Returns ``(t [b], eps, x_t)``."""
+    b = x0.shape[0]
+    t = jax.random.randint(k_t, (b,), 0, alpha_bar.shape[0])
+    eps = jax.random.normal(k_eps, x0.shape, F32)
+    ab = alpha_bar[t].reshape((b,) + (1,) * (x0.ndim - 1))
+    return t, eps, jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * eps

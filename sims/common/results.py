@@ -1,4 +1,5 @@
-"""Saving results with provenance: JSON (+ optional NPZ) beside every figure."""
+"""Results of a run, and saving them with provenance: JSON (+ optional NPZ) beside every
+figure."""
 
 from __future__ import annotations
 
@@ -18,6 +19,25 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 _PACKAGES = ("jax", "jaxlib", "numpy", "scipy", "matplotlib", "scsc")
+
+
+@dataclasses.dataclass(frozen=True)
+class Results:
+    """What an experiment's ``run(cfg)`` returns and its ``report(results, out)`` saves.
+
+    Every experiment has the shape ``Config`` → ``run(cfg) -> Results`` (computes, writes
+    nothing) → ``report(results, out)`` (writes its JSON/NPZ and figure with provenance).
+
+    Attributes:
+        config: the frozen config that produced the results (its hash goes into the
+            provenance of every saved file).
+        data: the experiment's arrays and numbers, as its ``run`` documents them.
+        seconds: wall time of ``run``, compilation included.
+    """
+
+    config: Any
+    data: dict[str, Any]
+    seconds: float
 
 
 def _git(*args: str) -> str | None:

@@ -85,7 +85,7 @@ def for_run(cfg, out: dict) -> dict:
 
 def from_run_dir(run_dir: Path) -> dict:
     """Recomputes γ̂ from a finished (or partial) run's checkpoints; writes effective_gamma.json."""
-    from sims.common import results
+    from sims.common import checkpoint, results
     from sims.digits import loop
 
     run_dir = Path(run_dir)
@@ -98,14 +98,14 @@ def from_run_dir(run_dir: Path) -> dict:
     payload = {"config": results.config_dict(cfg), "provenance": results.provenance(cfg)}
     key = jax.random.key(cfg.seed + 4242)
     chain = f"iterative_lam{lam:g}"
+    template = loop.DigitsLoop.create(cfg, setup).template(loop.GROUP)
     for name, path in (
-        ("generation 0", run_dir / "gen0.npz"),
+        ("generation 0", run_dir / f"{loop.GROUP}.npz"),
         (chain, run_dir / "chains" / f"{chain}.npz"),
     ):
-        with np.load(path) as z:
-            meta = json.loads(bytes(z["meta"]).decode())
-            imgs, labels = z["pool"][: cfg.n_eval], z["pool_labels"][: cfg.n_eval]
-        payload[name] = {"generation": meta["t"], **for_samples(cfg, setup, imgs, labels, key)}
+        st = checkpoint.load(path, template)
+        imgs, labels = st.arrays["pool"][: cfg.n_eval], st.arrays["pool_labels"][: cfg.n_eval]
+        payload[name] = {"generation": st.t, **for_samples(cfg, setup, imgs, labels, key)}
     results.write_json(run_dir / "effective_gamma.json", payload, digits=6)
     return payload
 

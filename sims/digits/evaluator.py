@@ -11,7 +11,6 @@ computed in float64 NumPy.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 from functools import partial
 from pathlib import Path
@@ -24,8 +23,8 @@ import optax
 from jaxtyping import Array, Float, Int
 from threadpoolctl import threadpool_limits
 
+from sims.common import optim
 from sims.common.metrics import diversity, fid, fid_bootstrap, kid
-from sims.digits.ddpm import to_float32
 
 F32 = jnp.float32
 
@@ -109,11 +108,6 @@ def _train(params, static, opt, key, x, y, *, steps: int, batch: int):
     return params, losses
 
 
-@functools.cache
-def _adamw(lr: float, weight_decay: float) -> optax.GradientTransformation:
-    return optax.adamw(lr, weight_decay=weight_decay)  # one object: a static jit argument
-
-
 def train_classifier(
     x: Float[np.ndarray, "n 1 h w"],
     y: Int[np.ndarray, " n"],
@@ -122,14 +116,14 @@ def train_classifier(
 ) -> LeNet:
     """Trains (or loads from ``cache_dir``, keyed by a content hash of data + config) a LeNet."""
     side = x.shape[-1]
-    template = to_float32(LeNet(side, key=jax.random.key(cfg.seed)))
+    template = LeNet(side, key=jax.random.key(cfg.seed))
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"lenet_{side}_{_fingerprint(x, y, cfg)}.eqx"
         if path.exists():
             return eqx.tree_deserialise_leaves(path, template)
     params, static = eqx.partition(template, eqx.is_inexact_array)
-    opt = _adamw(cfg.lr, cfg.weight_decay)
+    opt = optim.adamw(cfg.lr, cfg.weight_decay)
     params, _ = _train(
         params,
         static,

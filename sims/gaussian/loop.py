@@ -7,6 +7,12 @@ synthetic. Data workflows (``LoopSpec.workflow``):
 - ``augment``: fixed real set + ⌊λn⌋ fresh synthetic points (Algorithm 1; the theorem);
 - ``replace``: refit on n own (corrected) samples only, no real data;
 - ``accumulate``: real + every synthetic set drawn so far (⌊λn⌋ each);
+- ``fresh``: the equal-budget control of a corrector: real + ⌊λn⌋ *uncorrected* synthetic
+  points + m = ⌊⌊λn⌋γ/(1+γ)⌋ fresh real points per generation, the oracle draws π_γ would
+  spend (``theory.imperfect.fresh_count``); the fresh points are drawn from ``target``
+  (p_data = p_θ* in the well-specified loop) and discarded after the generation, like the
+  synthetic ones. ``correction`` is not applied; γ only sets m. Exact moments in 1-D:
+  ``theory.chains.augment_moments(..., gamma=0, n_fresh=m)``;
 - ``toy``: the Fig. 2 schedule: at generation t (1-based) keep every set j ≤ t, truncated to
   its first ⌊j·k/t⌋ points (integer arithmetic; the official script's float expression can
   differ by one point in rare ties).
@@ -30,24 +36,46 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
+from sims.common import deprecation
 from theory import gaussian as gauss
+from theory import imperfect
 from theory import operators as ops
 
 __all__ = [
-    "WORKFLOWS",
+    "BLOWUP",
+    "LOOP_WORKFLOWS",
+    "SWEEP_WORKFLOWS",
     "LoopSpec",
     "LoopState",
     "PoolSums",
     "Trace",
     "default_chunk",
     "diverged_at",
+    "finite_fit",
     "generation",
     "simulate",
     "sweep",
 ]
 
-WORKFLOWS = ("augment", "replace", "accumulate", "toy")
-_BLOWUP = 1e8  # a covariance entry beyond this counts as divergence
+# The workflows of the sufficient-statistic engine (``sims.gaussian.sweep``): the fit needs
+# only each synthetic set's count, mean and scatter. The order is the engine's workflow code.
+SWEEP_WORKFLOWS = ("augment", "accumulate", "replace")
+# This point-level loop runs those, the Fig. 2 ``toy`` schedule (it drops individual stored
+# points and so needs the points themselves) and the equal-budget control ``fresh`` (fresh
+# real points instead of correction).
+LOOP_WORKFLOWS = (*SWEEP_WORKFLOWS, "toy", "fresh")
+
+# The divergence rule of every Gaussian loop: a fit with a non-finite entry or a covariance
+# entry beyond BLOWUP has diverged (a result, flagged per run, never an exception).
+BLOWUP = 1e8
+
+__getattr__ = deprecation.module_getattr(__name__, {"WORKFLOWS": f"{__name__}.LOOP_WORKFLOWS"})
+
+
+def finite_fit(theta: gauss.Gaussian) -> Bool[Array, ""]:
+    """The divergence rule: θ is finite and no covariance entry exceeds ``BLOWUP``."""
+    finite = jnp.all(jnp.isfinite(theta.cov)) & jnp.all(jnp.isfinite(theta.mean))
+    return finite & (jnp.max(jnp.abs(theta.cov)) < BLOWUP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +83,7 @@ class LoopSpec:
     """Static description of a loop (hashable: one compilation per spec).
 
     Attributes:
-        workflow: one of ``WORKFLOWS``.
+        workflow: one of ``LOOP_WORKFLOWS``.
         correction: one of ``theory.operators.CORRECTIONS``.
         generations: number of generations T.
         n_real: size n of the real set.
@@ -69,8 +97,8 @@ class LoopSpec:
     k_max: int = 25
 
     def __post_init__(self):
-        if self.workflow not in WORKFLOWS:
-            raise ValueError(f"workflow must be one of {WORKFLOWS}; got {self.workflow!r}")
+        if self.workflow not in LOOP_WORKFLOWS:
+            raise ValueError(f"workflow must be one of {LOOP_WORKFLOWS}; got {self.workflow!r}")
         if self.correction not in ops.CORRECTIONS:
             raise ValueError(
                 f"correction must be one of {ops.CORRECTIONS}; got {self.correction!r}"
@@ -178,9 +206,7 @@ def _toy_dropped(t: Array, k: Array, k_max: int) -> tuple[Array, Array]:
 
 
 def _metrics(theta: gauss.Gaussian, target: gauss.Gaussian):
-    finite = jnp.all(jnp.isfinite(theta.cov)) & jnp.all(jnp.isfinite(theta.mean))
-    finite &= jnp.max(jnp.abs(theta.cov)) < _BLOWUP
-    return gauss.w2(theta, target), gauss.param_distance(theta, target), finite
+    return gauss.w2(theta, target), gauss.param_distance(theta, target), finite_fit(theta)
 
 
 def generation(
@@ -219,14 +245,22 @@ def generation(
     k = _synthetic_count(spec, lam)
     synth = gauss.sample(k_sample, state.theta, spec.k_max)
     mask = jnp.arange(spec.k_max) < k
-    corrected = ops.make_corrector(spec.correction, gamma, target)(k_correct, synth, mask=mask)
     real_n, ref, real_scatter = real_stats
     weights = mask.astype(ref.dtype)
+    if spec.workflow == "fresh":
+        corrected = synth  # uncorrected; the oracle budget buys fresh real points instead
+        m = jnp.arange(spec.k_max) < imperfect.fresh_count(lam, gamma, spec.n_real)
+        fresh = gauss.sample(k_correct, target, spec.k_max).astype(synth.dtype)
+        rows = jnp.concatenate([synth, fresh])
+        row_w = jnp.concatenate([weights, m.astype(ref.dtype)])
+    else:
+        corrected = ops.make_corrector(spec.correction, gamma, target)(k_correct, synth, mask=mask)
+        rows, row_w = corrected, weights
     if spec.workflow in ("accumulate", "toy"):
         center = ref  # one reference for the whole pool
     else:  # the fit sees this set only: centre it on itself (replace may drift far from ref)
-        center = weights @ corrected / jnp.maximum(jnp.sum(weights), 1.0)
-    new = PoolSums.of(corrected - center, weights)
+        center = row_w @ rows / jnp.maximum(jnp.sum(row_w), 1.0)
+    new = PoolSums.of(rows - center, row_w)
     pool, recent = new, None
     if spec.workflow == "accumulate":
         pool = state.pool + new
@@ -246,7 +280,10 @@ def generation(
         jnp.stack([jnp.zeros_like(ref), pool.s1]),
         jnp.stack([real_scatter, pool.s2]),
     )
-    out = (*_metrics(theta, target), pool.count / spec.n_real)
+    out = (
+        *_metrics(theta, target),
+        jnp.sum(weights) / spec.n_real if spec.workflow == "fresh" else pool.count / spec.n_real,
+    )
     return LoopState(theta, pool, recent), (*out, jnp.where(mask[:, None], corrected, jnp.nan))
 
 

@@ -14,23 +14,33 @@ Panels, per cell (λ, γ):
 (d) tightness: theorem rate / measured rate, and the region where the theorem is silent but
     every seed stayed stable (evidence for Conjecture 4.7).
 
-``workflows`` compares ``replace`` / ``augment`` / ``accumulate`` over generations: the
-collapse without real data, and how γ removes it.
+Shape: ``Config`` (``smoke()``, ``quick()``; the defaults are the committed figure) →
+``run(cfg, progress=...)`` → ``Results`` (every map, writes nothing) → ``report(results,
+out)`` (``phase_diagram.npz`` with every map, ``phase_diagram.json`` with config,
+provenance and ``summary``, ``phase_diagram.png``). The workflows comparison moved to
+``sims.gaussian.workflows``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sims.common import deprecation, results
+from sims.common.config import in_open_unit, nonneg, option, positive_int, validate
+from sims.common.results import Results
 from sims.gaussian import sweep
-from theory import bounds, chains
+from sims.gaussian.loop import SWEEP_WORKFLOWS
+from theory import bounds
 from theory import operators as ops
-from theory._checks import check_nonneg, check_positive_int
+
+FILES = ("phase_diagram.npz", "phase_diagram.json", "phase_diagram.png")
 
 # Region codes of ``main()["region"]``.
 GUARANTEED, SILENT_STABLE, SILENT_UNSTABLE, GUARANTEED_UNSTABLE = 0, 1, 2, 3
@@ -42,10 +52,17 @@ REGION_NAMES = (
 )
 
 
-def _check_seeds(seeds: int) -> None:
-    check_positive_int("seeds", seeds)
+def check_seed_count(name: str, seeds: int) -> None:
+    """A seed count >= 2 (per-cell standard errors need two)."""
+    positive_int(name, seeds)
     if seeds < 2:
-        raise ValueError(f"seeds must be >= 2 (standard errors need two); got {seeds}")
+        raise ValueError(f"{name} must be >= 2 (standard errors need two); got {seeds}")
+
+
+def _check_n_gamma(name: str, value: int) -> None:
+    positive_int(name, value)
+    if value < 2:
+        raise ValueError(f"{name} must be >= 2 (0 and at least one γ > 0); got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +70,7 @@ class Config:
     """One phase diagram (defaults: 64 × 64 grid, 32 seeds, 300 generations, d = 2).
 
     Attributes:
-        workflow: ``sims.gaussian.sweep.WORKFLOWS``.
+        workflow: the data workflow of the simulated loop.
         n_lam: λ grid size, linearly spaced on [0, lam_max].
         lam_max: largest λ.
         n_gamma: γ grid size: 0 plus n_gamma − 1 values log-spaced on [gamma_min, gamma_max].
@@ -69,39 +86,39 @@ class Config:
         batch_size: cells per ``lax.map`` batch.
     """
 
-    workflow: str = "augment"
-    n_lam: int = 64
-    lam_max: float = 2.0
-    n_gamma: int = 64
+    workflow: str = option("augment", choices=SWEEP_WORKFLOWS)
+    n_lam: int = option(64, check=positive_int)
+    lam_max: float = option(2.0, check=nonneg)
+    n_gamma: int = option(64, check=_check_n_gamma)
     gamma_min: float = 0.01
     gamma_max: float = 10.0
-    seeds: int = 32
-    generations: int = 300
-    n_real: int = 50
-    dim: int = 2
-    kappa: float = 0.0
+    seeds: int = option(32, check=check_seed_count)
+    generations: int = option(300, check=positive_int)
+    n_real: int = option(50, check=positive_int)
+    dim: int = option(2, check=positive_int)
+    kappa: float = option(0.0, check=nonneg)
     displacement: float = 5.0
-    collapse_tol: float = 1e-2
-    batch_size: int = 256
+    collapse_tol: float = option(1e-2, check=in_open_unit)
+    batch_size: int = option(256, check=positive_int)
 
     def __post_init__(self):
-        for name in ("n_lam", "generations", "n_real", "dim", "batch_size"):
-            check_positive_int(name, getattr(self, name))
-        _check_seeds(self.seeds)
-        if self.n_gamma < 2:
-            raise ValueError(f"n_gamma must be >= 2 (0 and at least one γ > 0); got {self.n_gamma}")
-        check_nonneg("lam_max", self.lam_max, allow_inf=False)
-        check_nonneg("kappa", self.kappa, allow_inf=False)
+        validate(self)
         if not 0 < self.gamma_min < self.gamma_max < np.inf:
             raise ValueError(
                 f"need 0 < gamma_min < gamma_max < inf; got {self.gamma_min}, {self.gamma_max}"
             )
-        self.spec()
+        self.spec()  # the engine's own checks (generations >= 4, displacement >= 0, ...)
 
     @classmethod
     def smoke(cls, **overrides) -> Config:
-        """A seconds-long variant for tests and notebooks."""
+        """Seconds long: 6 × 5 grid, 4 seeds, 40 generations (tests, notebooks)."""
         base = {"n_lam": 6, "n_gamma": 5, "seeds": 4, "generations": 40, "batch_size": 8}
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def quick(cls, **overrides) -> Config:
+        """A laptop in under a minute: 24 × 24 grid, 16 seeds, 200 generations."""
+        base = {"n_lam": 24, "n_gamma": 24, "seeds": 16, "generations": 200}
         return cls(**{**base, **overrides})
 
     def lams(self) -> np.ndarray:
@@ -152,15 +169,33 @@ def regions(stable: np.ndarray, bad_frac: np.ndarray) -> np.ndarray:
     ).astype(np.int8)
 
 
-def main(cfg: Config, devices=None) -> dict:
+def run(cfg: Config, *, progress: Callable[[int], None] | None = None, devices=None) -> Results:
     """Runs the grid and assembles every panel's map (arrays shaped (n_lam, n_gamma)).
 
-    Writes nothing. ``devices`` as in ``sims.gaussian.sweep.grid`` (default: all).
+    Writes nothing.
+
+    Args:
+        cfg: the phase diagram.
+        progress: the engine's progress hook ``on_cells(done: int)``, called on the host
+            with the cumulative number of grid cells finished (``sims.gaussian.sweep.grid``).
+        devices: as in ``sims.gaussian.sweep.grid`` (default: all).
+
+    Returns:
+        ``Results`` whose ``data`` holds ``lams``, ``gammas``, ``seconds`` (the sweep's wall
+        time), every ``CellStats`` scalar map, the theory maps, ``tightness``,
+        ``rate_vs_exact``, ``region``, ``threshold_gammas`` and ``threshold``.
     """
+    begin = time.perf_counter()
     lams, gammas = cfg.lams(), cfg.gammas()
     start = time.perf_counter()
     stats = sweep.grid(
-        cfg.spec(), seed_keys(cfg.seeds), lams, gammas, batch_size=cfg.batch_size, devices=devices
+        cfg.spec(),
+        seed_keys(cfg.seeds),
+        lams,
+        gammas,
+        batch_size=cfg.batch_size,
+        devices=devices,
+        on_cells=progress,
     )
     seconds = time.perf_counter() - start
     out = {"lams": lams, "gammas": gammas, "seconds": seconds}
@@ -177,7 +212,37 @@ def main(cfg: Config, devices=None) -> dict:
     )
     out["threshold_gammas"] = fine
     out["threshold"] = np.asarray(bounds.threshold(fine, cfg.kappa))
-    return out
+    return Results(cfg, out, time.perf_counter() - begin)
+
+
+def report(res: Results, out: str | Path) -> dict:
+    """Saves ``phase_diagram.npz`` (every map), ``phase_diagram.json`` (config, provenance,
+    ``summary``) and ``phase_diagram.png`` into ``out``; returns the JSON payload."""
+    from sims.gaussian import plotting
+
+    cfg, maps = res.config, res.data
+    out = Path(out)
+    prov = results.provenance(cfg, range(cfg.seeds))
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out / FILES[0], **{k: np.asarray(v) for k, v in maps.items() if k != "seconds"}
+    )
+    payload = {
+        "config": results.config_dict(cfg),
+        "provenance": prov,
+        "summary": summary(maps),
+        "data": "phase_diagram.npz (every map, shape (n_lam, n_gamma); lams, gammas)",
+    }
+    results.write_json(out / FILES[1], payload, digits=5)
+    plotting.phase_diagram(maps, payload["config"], out / FILES[2], prov)
+    return payload
+
+
+def _main(cfg: Config, devices=None) -> dict:
+    return run(cfg, devices=devices).data
+
+
+main = deprecation.alias(f"{__name__}.main", f"{__name__}.run(cfg).data", _main)
 
 
 def summary(res: dict) -> dict:
@@ -210,71 +275,15 @@ def summary(res: dict) -> dict:
     }
 
 
-@dataclasses.dataclass(frozen=True)
-class WorkflowsConfig:
-    """``replace`` vs ``augment`` vs ``accumulate`` over generations, per γ (one λ).
+def _workflows(cfg) -> dict:
+    from sims.gaussian import workflows
 
-    Attributes:
-        gammas: correction strengths.
-        lam: λ of augment/accumulate (replace always draws n points).
-        seeds, generations, n_real, dim, collapse_tol: as in ``Config``.
-        displacement: 0 starts from the real MLE (the paper's generation 0).
-    """
-
-    gammas: tuple[float, ...] = (0.0, 0.1, 1.0, 10.0)
-    lam: float = 0.5
-    seeds: int = 32
-    generations: int = 300
-    n_real: int = 50
-    dim: int = 2
-    displacement: float = 0.0
-    collapse_tol: float = 1e-2
-
-    def __post_init__(self):
-        check_nonneg("gammas", list(self.gammas))
-        check_nonneg("lam", self.lam, allow_inf=False)
-        for name in ("generations", "n_real", "dim"):
-            check_positive_int(name, getattr(self, name))
-        _check_seeds(self.seeds)
-        self.spec("augment")
-
-    @classmethod
-    def smoke(cls, **overrides) -> WorkflowsConfig:
-        return cls(**{**{"seeds": 4, "generations": 40}, **overrides})
-
-    def spec(self, workflow: str) -> sweep.StatsSpec:
-        return sweep.StatsSpec(
-            workflow=workflow,
-            generations=self.generations,
-            n_real=self.n_real,
-            dim=self.dim,
-            k_max=max(1, int(ops.n_synthetic(self.lam, self.n_real))),
-            displacement=self.displacement,
-            collapse_tol=self.collapse_tol,
-        )
+    return workflows.run(cfg).data
 
 
-_CURVES = ("w2_mean", "w2_median", "min_eig_median", "log_det_mean")
-
-
-def workflows(cfg: WorkflowsConfig) -> dict:
-    """Per workflow: W2 and λ_min(Σ_t) curves per γ, collapse fractions and generations."""
-    out = {"gammas": list(cfg.gammas), "lam": cfg.lam, "workflows": {}}
-    start = time.perf_counter()
-    stats = sweep.grid(
-        cfg.spec("augment"),
-        seed_keys(cfg.seeds),
-        np.asarray([cfg.lam]),
-        np.asarray(cfg.gammas),
-        workflows=sweep.WORKFLOWS,
-    )
-    keys = (*_CURVES, "collapsed_frac", "collapsed_at", "diverged_frac", "final_w2_mean")
-    for i, name in enumerate(sweep.WORKFLOWS):
-        out["workflows"][name] = {k: getattr(stats, k)[i, 0] for k in keys}
-    out["seconds"] = time.perf_counter() - start
-    # Theory overlay: at γ = 0 E log det Σ_t drifts by an exact constant per generation.
-    start_logdet = out["workflows"]["replace"]["log_det_mean"][:, 0]
-    drift = float(chains.replace_log_det_drift(cfg.n_real, cfg.dim))
-    out["replace_exact_log_det_gamma0"] = start_logdet[0] + drift * np.arange(cfg.generations + 1)
-    out["replace_log_det_drift"] = drift
-    return out
+workflows = deprecation.alias(
+    f"{__name__}.workflows", "sims.gaussian.workflows.run(cfg).data", _workflows
+)
+__getattr__ = deprecation.module_getattr(
+    __name__, {"WorkflowsConfig": "sims.gaussian.workflows.Config"}
+)

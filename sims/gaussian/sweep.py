@@ -20,6 +20,7 @@ the per-run traces never leave the device.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from functools import partial
 
 import jax
@@ -29,15 +30,18 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float
 
+from sims.common import deprecation
+from sims.gaussian.loop import SWEEP_WORKFLOWS, finite_fit
 from theory import gaussian as gauss
 from theory import operators as ops
 from theory import sampling
 from theory._checks import check_positive_int
 
-__all__ = ["WORKFLOWS", "CellStats", "StatsSpec", "cell", "grid", "run"]
+__all__ = ["SWEEP_WORKFLOWS", "CellStats", "StatsSpec", "cell", "grid", "run"]
 
-WORKFLOWS = ("augment", "accumulate", "replace")
-_BLOWUP = 1e8  # a covariance entry beyond this counts as divergence
+__getattr__ = deprecation.module_getattr(
+    __name__, {"WORKFLOWS": "sims.gaussian.loop.SWEEP_WORKFLOWS"}
+)
 _Z = 4.0  # a transient point counts while its seed mean exceeds _Z standard errors
 
 
@@ -46,7 +50,7 @@ class StatsSpec:
     """Static description of a sufficient-statistic sweep (one compilation per spec).
 
     Attributes:
-        workflow: one of ``WORKFLOWS``.
+        workflow: one of ``SWEEP_WORKFLOWS``.
         generations: T.
         n_real: real set size n (also the synthetic count of ``replace``).
         dim: dimension d.
@@ -66,8 +70,8 @@ class StatsSpec:
     collapse_tol: float = 1e-2
 
     def __post_init__(self):
-        if self.workflow not in WORKFLOWS:
-            raise ValueError(f"workflow must be one of {WORKFLOWS}; got {self.workflow!r}")
+        if self.workflow not in SWEEP_WORKFLOWS:
+            raise ValueError(f"workflow must be one of {SWEEP_WORKFLOWS}; got {self.workflow!r}")
         for name in ("generations", "n_real", "dim", "k_max"):
             check_positive_int(name, getattr(self, name))
         if self.generations < 4:
@@ -114,15 +118,13 @@ def _min_eig(cov: Float[Array, "d d"]) -> Float[Array, ""]:
 
 
 def _observe(theta: gauss.Gaussian, target: gauss.Gaussian):
-    finite = jnp.all(jnp.isfinite(theta.cov)) & jnp.all(jnp.isfinite(theta.mean))
-    finite &= jnp.max(jnp.abs(theta.cov)) < _BLOWUP
     return (
         theta.mean,
         gauss.w2(theta, target),
         gauss.param_distance(theta, target),
         _min_eig(theta.cov),
         jnp.linalg.slogdet(theta.cov)[1],
-        finite,
+        finite_fit(theta),
     )
 
 
@@ -135,7 +137,7 @@ def run(spec: StatsSpec, key: jax.Array, lam, gamma, workflow=None) -> RunTrace:
             ``fold_in(key, 0)``.
         lam: λ (traced; ignored by ``replace``).
         gamma: γ (traced; inf allowed).
-        workflow: index into ``WORKFLOWS`` (may be traced, so one compilation serves every
+        workflow: index into ``SWEEP_WORKFLOWS`` (may be traced, so one compilation serves every
             workflow); default ``spec.workflow``.
     """
     d, n = spec.dim, spec.n_real
@@ -144,9 +146,9 @@ def run(spec: StatsSpec, key: jax.Array, lam, gamma, workflow=None) -> RunTrace:
     eye = jnp.eye(d, dtype=dtype)
     real_mean, real_scatter = sampling.group_stats(jax.random.fold_in(key, 0), target.mean, eye, n)
     theta0 = gauss.Gaussian(real_mean.at[0].add(spec.displacement), real_scatter / n)
-    code = WORKFLOWS.index(spec.workflow) if workflow is None else workflow
-    replace = jnp.asarray(code) == WORKFLOWS.index("replace")
-    accumulate = jnp.asarray(code) == WORKFLOWS.index("accumulate")
+    code = SWEEP_WORKFLOWS.index(spec.workflow) if workflow is None else workflow
+    replace = jnp.asarray(code) == SWEEP_WORKFLOWS.index("replace")
+    accumulate = jnp.asarray(code) == SWEEP_WORKFLOWS.index("accumulate")
     k = jnp.where(replace, n, jnp.minimum(ops.n_synthetic(lam, n), spec.k_max)).astype(dtype)
     # The "base" group enters every refit: the real set (augment), real + all synthetic so
     # far (accumulate, updated below), nothing (replace).
@@ -311,39 +313,29 @@ def cell(spec: StatsSpec, keys: jax.Array, lam, gamma, workflow=None) -> CellSta
     return summarize(spec, traces)
 
 
-_progress = None  # a tqdm bar while a CLI sweep runs (host callbacks tick it)
-
-
-def _tick(cells):
-    if _progress is not None:
-        _progress.update(int(np.size(cells)))
-
-
-def _map_cells(spec: StatsSpec, keys, lams, gammas, codes, index, batch_size: int):
+def _map_cells(spec: StatsSpec, keys, lams, gammas, codes, batch_size: int):
     def one(args):
-        lam, gamma, code, i = args
-        jax.debug.callback(_tick, i)
+        lam, gamma, code = args
         return cell(spec, keys, lam, gamma, code)
 
-    return jax.lax.map(one, (lams, gammas, codes, index), batch_size=batch_size)
+    return jax.lax.map(one, (lams, gammas, codes), batch_size=batch_size)
 
 
 @partial(jax.jit, static_argnames=("spec", "batch_size", "mesh"))
 def _grid(spec, keys, lams, gammas, codes, batch_size, mesh):
-    index = jnp.arange(lams.shape[0])
     body = partial(_map_cells, spec, batch_size=batch_size)
     if mesh is None:
-        return body(keys, lams, gammas, codes, index)
+        return body(keys, lams, gammas, codes)
     cells = P("cells")
     # Cells are independent (no collectives), so varying-axis checks add nothing.
     sharded = jax.shard_map(
         body,
         mesh=mesh,
-        in_specs=(P(), cells, cells, cells, cells),
+        in_specs=(P(), cells, cells, cells),
         out_specs=cells,
         check_vma=False,
     )
-    return sharded(keys, lams, gammas, codes, index)
+    return sharded(keys, lams, gammas, codes)
 
 
 def grid(
@@ -355,16 +347,20 @@ def grid(
     workflows: tuple[str, ...] | None = None,
     batch_size: int = 256,
     devices=None,
+    on_cells: Callable[[int], None] | None = None,
 ) -> CellStats:
-    """Every (λ, γ) cell × every seed key, in one jitted call; leaves shaped (l, g, ...).
+    """Every (λ, γ) cell × every seed key, one compilation; leaves shaped (l, g, ...).
 
-    With ``workflows`` (names from ``WORKFLOWS``) the cells are workflow × λ × γ and the
+    With ``workflows`` (names from ``SWEEP_WORKFLOWS``) the cells are workflow × λ × γ and the
     leaves are shaped (w, l, g, ...): the workflow is data, so this still compiles once.
 
-    Cells are flattened, padded to whole batches on every device, split over a 1-D device
-    mesh (``NamedSharding``/``shard_map``; each device maps over its own cells in batches of
-    ``batch_size`` with ``lax.map``) and reassembled. Keys are per seed and shared by all
-    cells (common random numbers), so a cell's numbers do not depend on the device layout.
+    Cells are flattened, padded to whole batches on every device and dispatched in chunks
+    of one batch per device: each chunk is split over a 1-D device mesh
+    (``NamedSharding``/``shard_map``; each device maps over its cells with ``lax.map``).
+    Every chunk has the same shapes, so one compilation serves all of them; they are all
+    dispatched before the first is awaited (the devices never wait on the host), and the
+    results are reassembled on the host. Keys are per seed and shared by all cells (common
+    random numbers), so a cell's numbers do not depend on the device layout or chunking.
 
     Args:
         spec: static sweep description (``k_max`` must cover ⌊λn⌋ for the largest λ).
@@ -374,11 +370,15 @@ def grid(
         batch_size: cells per ``lax.map`` batch (memory ∝ batch_size·seeds·T).
         devices: devices to shard over; default all (``jax.devices()``); a single device
             runs unsharded.
+        on_cells: the progress hook, a plain callable ``on_cells(done: int)``. It is called
+            on the host, never inside the compiled computation, each time a chunk's results
+            have arrived, with the cumulative number of grid cells finished (padding
+            excluded; non-decreasing; the last call passes the total). None: no reports.
     """
     names = (spec.workflow,) if workflows is None else tuple(workflows)
     for name in names:
-        if name not in WORKFLOWS:
-            raise ValueError(f"workflow must be one of {WORKFLOWS}; got {name!r}")
+        if name not in SWEEP_WORKFLOWS:
+            raise ValueError(f"workflow must be one of {SWEEP_WORKFLOWS}; got {name!r}")
     lams = np.asarray(lams, dtype=float)
     gammas = np.asarray(gammas, dtype=float)
     k_needed = int(np.max(np.asarray(ops.n_synthetic(lams, spec.n_real))))
@@ -388,19 +388,28 @@ def grid(
         )
     check_positive_int("batch_size", batch_size)
     devices = jax.devices() if devices is None else list(devices)
-    codes = np.asarray([WORKFLOWS.index(name) for name in names])
+    codes = np.asarray([SWEEP_WORKFLOWS.index(name) for name in names])
     ww, ll, gg = np.meshgrid(codes, lams, gammas, indexing="ij")
     flat = [ll.ravel(), gg.ravel(), ww.ravel()]
     # Pad to whole batches on every device: a remainder batch would compile the body twice.
     batch = min(batch_size, -(-flat[0].size // len(devices)))
-    pad = (-flat[0].size) % (len(devices) * batch)
+    step = len(devices) * batch  # cells per dispatched chunk
+    pad = (-flat[0].size) % step
     flat = [np.concatenate([a, np.repeat(a[-1:], pad)]) for a in flat]
     dtype = jnp.result_type(float)
-    args = (jnp.asarray(flat[0], dtype), jnp.asarray(flat[1], dtype), jnp.asarray(flat[2]))
-    mesh = None
-    if len(devices) > 1:
-        mesh = Mesh(np.asarray(devices), ("cells",))
-        args = jax.device_put(args, NamedSharding(mesh, P("cells")))
-    out = _grid(spec, keys, *args, batch, mesh)
+    mesh = Mesh(np.asarray(devices), ("cells",)) if len(devices) > 1 else None
+    pending = []
+    for start in range(0, flat[0].size, step):
+        part = [a[start : start + step] for a in flat]
+        args = (jnp.asarray(part[0], dtype), jnp.asarray(part[1], dtype), jnp.asarray(part[2]))
+        if mesh is not None:
+            args = jax.device_put(args, NamedSharding(mesh, P("cells")))
+        pending.append(_grid(spec, keys, *args, batch, mesh))
+    parts = []
+    for i, chunk in enumerate(pending):
+        parts.append(jax.tree.map(np.asarray, chunk))  # waits for this chunk only
+        if on_cells is not None:
+            on_cells(min((i + 1) * step, ll.size))
+    out = jax.tree.map(lambda *a: np.concatenate(a)[: ll.size], *parts)
     shape = ll.shape if workflows is not None else ll.shape[1:]
-    return jax.tree.map(lambda a: np.asarray(a)[: ll.size].reshape(*shape, *a.shape[1:]), out)
+    return jax.tree.map(lambda a: a.reshape(*shape, *a.shape[1:]), out)

@@ -10,6 +10,12 @@ Three panels share the γ grid:
 2. ``histogram``: the same with the corrector sampled exactly;
 3. ``augment`` + ``ideal``: the theorem's own setting, started away from θ* so the
    transient is visible, with the exact population rate and the eq. (7) bound overlaid.
+
+Shape: ``Config`` (``smoke()``; the defaults are the paper's protocol and the committed
+figure) → ``run(cfg, panels=True)`` → ``Results`` (writes nothing) → ``report(results,
+out)`` (``gaussian_toy.json`` with config, provenance and each panel's curves, and
+``fig2_gaussian_toy.png`` when the panels were run). ``seed_sweep(cfg)`` is one protocol's
+sweep alone.
 """
 
 from __future__ import annotations
@@ -17,18 +23,34 @@ from __future__ import annotations
 import dataclasses
 import time
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sims.common import deprecation, results
+from sims.common.config import (
+    in_open_unit,
+    non_empty,
+    nonneg,
+    nonneg_int,
+    nonneg_or_inf,
+    option,
+    positive,
+    positive_int,
+    seed_list,
+    validate,
+)
+from sims.common.results import Results
 from sims.gaussian import loop
 from theory import bounds
 from theory import gaussian as gauss
 from theory import operators as ops
-from theory._checks import check_nonneg, check_positive_int
 
 PAPER_GAMMAS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 2.0, 5.0)
+FILES = ("gaussian_toy.json", "fig2_gaussian_toy.png")
+BOUND_SEED = 12345  # key of the theorem panel's τ_n estimate (``bound_curves``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,49 +60,40 @@ class Config:
     Attributes:
         gammas: correction strengths γ (inf allowed).
         generations: T.
-        seeds: explicit integer seeds; seed s draws the real set and drives the loop.
+        seeds: explicit integer seeds; seed s draws the real set and drives the loop. On the
+            command line a count N (seeds 0..N-1) or a comma list.
         n_real: real points n.
         lam: synthetic ratio λ (⌊λn⌋ synthetic points per generation).
         dim: dimension d.
-        workflow: ``sims.gaussian.loop.WORKFLOWS``.
-        correction: ``theory.operators.CORRECTIONS``.
+        workflow: the data workflow (``sims.gaussian.loop.LOOP_WORKFLOWS``).
+        correction: the corrector (``theory.operators.CORRECTIONS``).
         init_offset: None starts from the MLE on the real set (the paper); a number starts
             from N(init_offset·e₁, init_cov_scale·I), away from θ*.
         init_cov_scale: covariance scale of the displaced start.
         delta: δ of Theorem 4.3 for the bound overlay (theorem panel only).
     """
 
-    gammas: tuple[float, ...] = PAPER_GAMMAS
-    generations: int = 500
-    seeds: tuple[int, ...] = tuple(range(32))
-    n_real: int = 50
-    lam: float = 0.5
-    dim: int = 2
-    workflow: str = "toy"
-    correction: str = "histogram-reference"
+    gammas: tuple[float, ...] = option(PAPER_GAMMAS, check=non_empty(nonneg_or_inf))
+    generations: int = option(500, check=positive_int)
+    seeds: tuple[int, ...] = option(
+        tuple(range(32)), parse=seed_list, check=non_empty(nonneg_int), default_text="32"
+    )
+    n_real: int = option(50, check=positive_int)
+    lam: float = option(0.5, check=nonneg)
+    dim: int = option(2, check=positive_int)
+    workflow: str = option("toy", choices=loop.LOOP_WORKFLOWS)
+    correction: str = option("histogram-reference", choices=ops.CORRECTIONS)
     init_offset: float | None = None
-    init_cov_scale: float = 1.0
-    delta: float = 0.1
+    init_cov_scale: float = option(1.0, check=positive)
+    delta: float = option(0.1, check=in_open_unit)
 
     def __post_init__(self):
-        check_nonneg("gammas", list(self.gammas))
-        check_nonneg("lam", self.lam, allow_inf=False)
-        for name in ("generations", "n_real", "dim"):
-            check_positive_int(name, getattr(self, name))
-        if not self.seeds:
-            raise ValueError("seeds must be a non-empty list of integers")
-        for s in self.seeds:
-            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0:
-                raise ValueError(f"seeds must be non-negative integers; got {s!r}")
-        if not 0 < self.delta < 1:
-            raise ValueError(f"delta must lie in (0, 1); got {self.delta}")
-        if self.init_cov_scale <= 0:
-            raise ValueError(f"init_cov_scale must be > 0; got {self.init_cov_scale}")
-        self.spec()  # validates workflow, correction and the synthetic count
+        validate(self)
+        self.spec()  # the synthetic count
 
     @classmethod
     def smoke(cls, **overrides) -> Config:
-        """A seconds-long variant for tests and notebooks."""
+        """Seconds long: γ ∈ {0, 1}, 20 generations, seeds 0, 1, 2 (tests, notebooks)."""
         base = {"gammas": (0.0, 1.0), "generations": 20, "seeds": (0, 1, 2)}
         return cls(**{**base, **overrides})
 
@@ -135,8 +148,13 @@ def _sweep(spec: loop.LoopSpec, seeds, lam, gammas, dim: int, theta0) -> loop.Tr
     return loop.sweep(spec, loop_keys, reals, lam[None], gammas, gauss.standard(dim), theta0)
 
 
-def main(cfg: Config) -> dict:
-    """Runs the sweep; returns arrays (γ × seeds × (T+1)) and summaries; writes nothing."""
+def seed_sweep(cfg: Config) -> dict:
+    """One protocol over its γ grid and seeds: arrays (γ × seeds × (T+1)) and summaries.
+
+    Writes nothing. Keys: ``gammas``, ``w2``, ``param_err``, ``synth_ratio``,
+    ``diverged_at`` (γ × seeds; −1 where the run stayed finite), ``seconds``, and the
+    ``summarize`` bands of ``w2`` and ``param_err``.
+    """
     start = time.perf_counter()
     trace = _sweep(
         cfg.spec(),
@@ -228,3 +246,85 @@ def bound_curves(cfg: Config, key: jax.Array, num: int = 20000) -> dict[str, np.
         rate = float(gauss.population_contraction(cfg.lam, gamma))
         out["exact_transient"].append(err0 * rate**t)
     return {k: np.asarray(v) if isinstance(v, list) else v for k, v in out.items()}
+
+
+def panel_configs(cfg: Config) -> dict[str, Config]:
+    """The figure's three panels for ``cfg``'s γ grid and seeds (see the module doc)."""
+    return {
+        "reference": dataclasses.replace(cfg, workflow="toy", correction="histogram-reference"),
+        "histogram": dataclasses.replace(cfg, workflow="toy", correction="histogram"),
+        "theorem": theorem_panel(cfg),
+    }
+
+
+def run(cfg: Config, *, panels: bool = True) -> Results:
+    """The configured protocol and (``panels``) the figure's three panels; writes nothing.
+
+    Returns:
+        ``Results`` whose ``data`` holds ``main`` (``seed_sweep(cfg)``) and, with
+        ``panels``, ``panels``: name → that panel's ``seed_sweep`` (the same dict as
+        ``main`` where the panel is the configured run), the theorem panel with its
+        ``bound_curves`` (key ``BOUND_SEED``) merged in.
+    """
+    begin = time.perf_counter()
+    main = seed_sweep(cfg)
+    data = {"main": main}
+    if panels:
+        data["panels"] = {}
+        for name, panel_cfg in panel_configs(cfg).items():
+            res = main if panel_cfg == cfg else seed_sweep(panel_cfg)
+            if name == "theorem":
+                res = {**res, **bound_curves(panel_cfg, jax.random.key(BOUND_SEED))}
+            data["panels"][name] = res
+    return Results(cfg, data, time.perf_counter() - begin)
+
+
+_W2 = ("w2_mean", "w2_median", "w2_q10", "w2_q90")
+_ERR = ("param_err_mean", "param_err_median", "param_err_q10", "param_err_q90")
+# What each panel plots, and so what its JSON keeps (the reference panel is the top level
+# whenever the configured run is the paper's protocol).
+_PANEL_KEYS = {
+    "reference": (*_W2, "seconds"),
+    "histogram": (*_W2, "seconds"),
+    "theorem": (*_ERR, "bound", "exact_transient", "tau", "err0", "seconds"),
+}
+
+
+def report(res: Results, out: str | Path) -> dict:
+    """Saves ``gaussian_toy.json`` (and, when ``run`` made the panels,
+    ``fig2_gaussian_toy.png``) into ``out``; returns the JSON payload."""
+    from sims.gaussian import plotting
+
+    cfg, main, out = res.config, res.data["main"], Path(out)
+    payload = {
+        "gammas": main["gammas"],
+        **{k: main[k] for k in _W2},
+        "final_w2": {
+            "mean": main["w2_mean"][:, -1],
+            "median": main["w2_median"][:, -1],
+        },
+        "diverged_runs": (main["diverged_at"] >= 0).sum(axis=1),
+        "synth_ratio": main["synth_ratio"],
+        "seconds": main["seconds"],
+        "config": results.config_dict(cfg),
+        "provenance": results.provenance(cfg, cfg.seeds),
+    }
+    if "panels" in res.data:
+        panels = res.data["panels"]
+        panel_cfgs = panel_configs(cfg)
+        payload["panels"] = {
+            name: {"config": results.config_dict(panel_cfgs[name])}
+            | ({"same_as": "top level"} if panel_cfgs[name] == cfg else {})
+            | {k: p[k] for k in _PANEL_KEYS[name] if panel_cfgs[name] != cfg or k == "seconds"}
+            for name, p in panels.items()
+        }
+        plotting.fig2(panels, out / FILES[1], payload["provenance"])
+    results.write_json(out / FILES[0], payload, digits=5)
+    return payload
+
+
+def _main(cfg: Config) -> dict:
+    return seed_sweep(cfg)
+
+
+main = deprecation.alias(f"{__name__}.main", f"{__name__}.seed_sweep", _main)

@@ -1,4 +1,4 @@
-"""Effective correction strength γ̂ of the physics corrector (PAPER.md App. C criterion).
+"""Effective correction strength γ̂ of the physics corrector (paper App. C criterion).
 
 Two spaces: ``effective_gamma`` works in flattened motion features (what the generator
 sees); ``plausibility_gamma`` in the space of per-motion plausibility metrics

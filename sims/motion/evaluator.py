@@ -19,7 +19,7 @@ templated descriptions of ``sims.motion.dataset``:
 
 All distances are Euclidean in this normalised space (so in [0, 2]): they are not
 numerically comparable with HumanML3D's published values, only between arms and
-generations of our runs. Networks run in float32 (also under ``jax_enable_x64``); the
+generations of our runs. Networks run in JAX's default float32; the
 statistics run in float64 NumPy with the digit evaluator's Fréchet helpers.
 
 Trained weights are cached under ``$SCSC_CACHE/motion`` (the dataset's cache directory) by
@@ -30,11 +30,9 @@ a content hash of the dataset config (``dataset.content_hash``), this config and
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
-import re
 from functools import partial
 
 import equinox as eqx
@@ -45,10 +43,11 @@ import optax
 from jaxtyping import Array, Bool, Float, Int
 from threadpoolctl import threadpool_limits
 
-from sims.common import results
+from sims.common import optim, results
 from sims.common.metrics import diversity, fid, fid_bootstrap
 from sims.motion import dataset as ds
 from sims.motion.representation import N_FEATURES
+from sims.motion.text import Tokenizer
 
 __all__ = [
     "EVALUATOR_VERSION",
@@ -73,8 +72,6 @@ __all__ = [
 EVALUATOR_VERSION = 1
 R_BATCH = 32  # HumanML3D: each motion's own description among 31 others
 F32 = jnp.float32
-PAD, UNK = 0, 1
-_WORD = re.compile(r"[a-z]+")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,54 +124,7 @@ class Config:
 # ------------------------------------------------------------------ tokenizer
 
 
-def words(text: str) -> list[str]:
-    """Lower-case words of ``text`` (punctuation and digits dropped)."""
-    return _WORD.findall(text.lower())
-
-
-@dataclasses.dataclass(frozen=True)
-class Tokenizer:
-    """Word-level tokenizer with a fixed vocabulary and length.
-
-    Attributes:
-        vocab: the words, in id order from 2 (0 is ``<pad>``, 1 is ``<unk>``).
-        max_len: tokens per description.
-    """
-
-    vocab: tuple[str, ...]
-    max_len: int
-
-    @classmethod
-    def from_texts(cls, texts, max_len: int) -> Tokenizer:
-        """The sorted set of the words of ``texts`` (deterministic, order-independent)."""
-        if not isinstance(max_len, int) or max_len < 1:
-            raise ValueError(f"max_len must be an integer >= 1; got {max_len!r}")
-        return cls(tuple(sorted({w for t in texts for w in words(str(t))})), max_len)
-
-    @property
-    def size(self) -> int:
-        return len(self.vocab) + 2
-
-    @functools.cached_property
-    def _ids(self) -> dict[str, int]:
-        return {w: i + 2 for i, w in enumerate(self.vocab)}
-
-    def encode(self, texts) -> tuple[Int[np.ndarray, "n L"], Bool[np.ndarray, "n L"]]:
-        """Token ids (``<unk>`` for unseen words, ``<pad>`` after the end) and the mask of
-        real tokens. An empty description gets one ``<unk>`` so pooling is defined."""
-        texts = [str(t) for t in np.atleast_1d(np.asarray(texts, dtype=object))]
-        ids = np.full((len(texts), self.max_len), PAD, np.int32)
-        for i, t in enumerate(texts):
-            toks = [self._ids.get(w, UNK) for w in words(t)][: self.max_len] or [UNK]
-            ids[i, : len(toks)] = toks
-        return ids, ids != PAD
-
-
 # ------------------------------------------------------------------ networks
-
-
-def _to_float32(tree):
-    return jax.tree_util.tree_map(lambda a: a.astype(F32) if eqx.is_inexact_array(a) else a, tree)
 
 
 def _normalise(z):
@@ -256,13 +206,6 @@ def _loss(params, static, ids, mask, x):
     return info_nce(tz, mz, model.log_scale)
 
 
-@functools.cache
-def _adam(lr: float) -> optax.GradientTransformation:
-    # Plain Adam (no weight decay): the fixed standardisation leaves get zero gradients and
-    # so zero updates. One object per lr: a static jit argument.
-    return optax.adam(lr)
-
-
 @partial(jax.jit, static_argnames=("static", "opt", "steps", "batch"))
 def _train(params, static, opt, key, ids, mask, x, *, steps: int, batch: int):
     state = opt.init(params)
@@ -332,7 +275,7 @@ def _template(cfg: Config, tok: Tokenizer, x: np.ndarray) -> Encoders:
     model = Encoders(
         cfg, tok.size, flat.mean(0), std, key=jax.random.fold_in(jax.random.key(cfg.seed), 0)
     )
-    return _to_float32(model)
+    return model
 
 
 def train(
@@ -365,7 +308,7 @@ def train(
     params, losses = _train(
         params,
         static,
-        _adam(cfg.lr),
+        optim.adam(cfg.lr),
         jax.random.fold_in(jax.random.key(cfg.seed), 1),
         jnp.asarray(ids),
         jnp.asarray(mask),

@@ -10,7 +10,7 @@ it or CPU time asks for it:
 * **Text encoder** — no pretrained CLIP is available offline, so the descriptions are
   encoded by a small learned encoder trained with the generator (token + position
   embeddings, a per-token MLP, masked mean pooling, a linear map), over the evaluator's
-  word tokenizer (``evaluator.Tokenizer``: the vocabulary of the dataset's templated
+  word tokenizer (``text.Tokenizer``: the vocabulary of the dataset's templated
   descriptions).
 * **Schedule** — cosine ᾱ (Nichol & Dhariwal 2021) over ``diffusion_steps`` (MDM: 1000,
   cosine), sampled by ancestral DDPM steps on a respaced subsequence of ``sample_steps``
@@ -39,7 +39,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int
 
-from sims.common.diffusion import posterior_sample, sinusoid
+from sims.common.diffusion import forward_noise, posterior_sample, sinusoid
 from sims.motion.representation import N_FEATURES
 from theory._checks import check_nonneg, check_positive_int
 
@@ -240,8 +240,6 @@ def init(
         np.maximum(flat.std(0), 1e-3),
         key=jax.random.key(cfg.seed),
     )
-    # float32 also under jax_enable_x64 (the tests run with it on).
-    model = jax.tree_util.tree_map(lambda a: a.astype(F32) if eqx.is_inexact_array(a) else a, model)
     return eqx.partition(model, eqx.is_inexact_array)
 
 
@@ -261,13 +259,10 @@ def loss(
     """Mean squared x₀ error at uniform timesteps, condition dropped with ``cond_dropout``."""
     model = eqx.combine(params, static)
     k_t, k_eps, k_drop = jax.random.split(key, 3)
-    b = x.shape[0]
     x0 = model.standardise(x)
-    t = jax.random.randint(k_t, (b,), 0, alpha_bar.shape[0])
-    ab = alpha_bar[t][:, None, None]
-    x_t = jnp.sqrt(ab) * x0 + jnp.sqrt(1 - ab) * jax.random.normal(k_eps, x0.shape, F32)
+    t, _, x_t = forward_noise(k_t, k_eps, x0, alpha_bar)
     c = jax.vmap(model.condition)(ids, mask)
-    drop = jax.random.bernoulli(k_drop, cond_dropout, (b,))
+    drop = jax.random.bernoulli(k_drop, cond_dropout, (x.shape[0],))
     c = jnp.where(drop[:, None], model.null, c)
     pred = jax.vmap(model)(x_t, t, c)
     return jnp.mean((pred - x0) ** 2)

@@ -1,4 +1,4 @@
-"""Physical plausibility metrics of motions (PhysDiff definitions; paper §4, PAPER.md §4).
+"""Physical plausibility metrics of motions (PhysDiff definitions; paper §4, ``docs/paper.md``).
 
 All lengths in **millimetres**, computed per motion from forward kinematics of its qpos
 (key points: both ends of both foot capsules and a few body points, each minus the radius

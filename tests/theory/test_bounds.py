@@ -8,8 +8,6 @@ from hypothesis import strategies as st
 
 from theory import bounds
 
-pytestmark = pytest.mark.usefixtures("strict_jax")
-
 lams = st.floats(0.0, 3.0)
 gammas = st.floats(0.0, 1e4)
 kappas = st.floats(0.0, 5.0)

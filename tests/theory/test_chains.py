@@ -21,8 +21,6 @@ from theory import chains
 from theory import gaussian as gauss
 from theory import operators as ops
 
-pytestmark = pytest.mark.usefixtures("strict_jax")
-
 K_SE = 4.0
 F64 = jnp.float64
 

@@ -14,8 +14,6 @@ import scipy.stats
 from theory import bounds
 from theory import constants as const
 
-pytestmark = pytest.mark.usefixtures("strict_jax")
-
 
 def hand_hessian(theta, x):
     """∇²_θ log N(x; μ, v), θ = (μ, v), by hand (NumPy, one row per point)."""

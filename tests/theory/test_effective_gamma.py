@@ -19,8 +19,6 @@ from theory import effective_gamma as eg
 from theory import gaussian as gauss
 from theory import operators as ops
 
-pytestmark = pytest.mark.usefixtures("strict_jax")
-
 GAMMAS = (0.3, 1.0, 3.0)
 REPS = 20  # per γ
 N = 500  # model and target samples per repetition

@@ -9,8 +9,6 @@ import scipy.stats
 
 from theory import gaussian as gauss
 
-pytestmark = pytest.mark.usefixtures("strict_jax")
-
 
 def random_gaussian(rng, d):
     a = rng.normal(size=(d, d))

@@ -14,7 +14,7 @@ TARGET = gauss.standard(2)
 
 
 def batch(seed=0, k=25):
-    return jax.random.normal(jax.random.key(seed), (k, 2)) * 0.8 + jnp.asarray([0.7, -0.3])
+    return jax.random.normal(jax.random.key(seed), (k, 2)) * 0.8 + jnp.asarray([[0.7, -0.3]])
 
 
 def many(corrector, x, reps=4000, mask=None):

@@ -12,8 +12,6 @@ import scipy.stats
 
 from theory import sampling
 
-pytestmark = pytest.mark.usefixtures("strict_jax")
-
 K_SE = 4.0
 
 

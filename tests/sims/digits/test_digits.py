@@ -1,10 +1,9 @@
-"""Digits loop (sims/digits): data, K-means vs scikit-learn, corrector, DDPM, metrics vs SciPy.
+"""Digits (sims/digits): data, K-means vs scikit-learn, corrector, DDPM, the LeNet evaluator.
 
-The networks run in float32 whatever ``jax_enable_x64`` says (the conftest turns x64 on).
-The smoke loop and the kill/resume check live in ``test_digits_loop.py``.
+The networks run in JAX's default float32, as in the runs. The smoke loop and the
+kill/resume check live in ``test_loop.py``.
 """
 
-import dataclasses
 import gzip
 import struct
 
@@ -12,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.linalg
 from sklearn.cluster import KMeans
 
+from sims.common import optim
 from sims.digits import data, ddpm, evaluator, kmeans, loop
 
 # ---- data -------------------------------------------------------------------------------
@@ -174,7 +173,7 @@ def tiny_ddpm():
     model = ddpm.init_model(jax.random.key(0), 8, cfg.channels)
     params, static = ddpm.split(model)
     sched = ddpm.Schedule(cfg.diffusion_steps)
-    opt = loop.finetune_optimizer(dataclasses.replace(cfg, finetune_lr=3e-3))
+    opt = optim.adam(3e-3)
     p, _, losses = ddpm.train_steps(
         params, opt.init(params), jax.random.key(1), d.x_train, d.y_train, sched.alpha_bar(),
         static=static, optimizer=opt, n_steps=80, batch=cfg.batch,
@@ -182,6 +181,7 @@ def tiny_ddpm():
     return d, p, static, sched, losses
 
 
+@pytest.mark.heavy
 def test_ddpm_params_are_float32_and_loss_decreases(tiny_ddpm):
     _, p, _, _, losses = tiny_ddpm
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(p))
@@ -189,6 +189,7 @@ def test_ddpm_params_are_float32_and_loss_decreases(tiny_ddpm):
     assert losses[-20:].mean() < 0.7 * losses[:10].mean(), (losses[:10], losses[-20:])
 
 
+@pytest.mark.heavy
 def test_sampler_shapes_ranges_and_scan_equals_loop(tiny_ddpm):
     _, p, static, sched, _ = tiny_ddpm
     labels = jnp.arange(20) % 10
@@ -214,53 +215,10 @@ def test_respacing_with_all_steps_is_plain_ddpm():
     assert len(ts) == 25 and ts[0] == 0 and ts[-1] == 399
 
 
-# ---- metrics ---------------------------------------------------------------------------
+# ---- evaluator (the metrics it uses are tested in tests/sims/common/test_metrics.py) ------
 
 
-def _fid_scipy(f1, f2):
-    mu1, mu2 = f1.mean(0), f2.mean(0)
-    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
-    covmean = scipy.linalg.sqrtm(s1 @ s2).real
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean))
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fid_matches_scipy_reference(seed):
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(400, 12)) @ rng.normal(size=(12, 12))
-    b = rng.normal(0.3, 1.0, size=(300, 12)) @ rng.normal(size=(12, 12))
-    np.testing.assert_allclose(evaluator.fid(a, b), _fid_scipy(a, b), rtol=1e-6)
-    assert abs(evaluator.fid(a, a)) < 1e-8
-
-
-def test_fid_closed_form_for_gaussians():
-    """FID of two Gaussians with diagonal covariances: ‖Δμ‖² + Σ(σ₁ − σ₂)²."""
-    rng = np.random.default_rng(3)
-    s1, s2 = np.array([1.0, 2.0, 0.5]), np.array([2.0, 1.0, 0.5])
-    a = rng.normal(size=(200_000, 3)) * s1
-    b = rng.normal(size=(200_000, 3)) * s2 + np.array([1.0, 0, 0])
-    assert abs(evaluator.fid(a, b) - (1.0 + 2.0)) < 0.03
-
-
-def test_kid_is_unbiased_and_detects_a_shift():
-    rng = np.random.default_rng(4)
-    same = [evaluator.kid(rng.normal(size=(100, 8)), rng.normal(size=(100, 8))) for _ in range(40)]
-    se = np.std(same) / np.sqrt(len(same))
-    assert abs(np.mean(same)) < 4 * se  # unbiased: mean zero within 4 SE
-    shifted = evaluator.kid(rng.normal(size=(100, 8)), rng.normal(0.5, 1, size=(100, 8)))
-    assert shifted > np.mean(same) + 10 * np.std(same)
-
-
-def test_diversity_and_bootstrap():
-    rng = np.random.default_rng(5)
-    f = rng.normal(size=(60, 5))
-    brute = np.mean([np.linalg.norm(f[i] - f[j]) for i in range(60) for j in range(60) if i != j])
-    np.testing.assert_allclose(evaluator.diversity(f), brute, rtol=1e-9)
-    g = rng.normal(0.2, 1, size=(200, 5))
-    lo, hi = evaluator.fid_bootstrap(g, f, np.random.default_rng(0), n_boot=50)
-    assert 0 <= lo < evaluator.fid(g, f) < hi
-
-
+@pytest.mark.heavy
 def test_lenet_learns_digits_quickly():
     d = data.load_digits8()
     clf = evaluator.train_classifier(d.x_train, d.y_train, evaluator.ClassifierConfig(steps=400))

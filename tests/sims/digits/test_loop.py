@@ -8,8 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from sims.digits import cli as digits_cli
-from sims.digits import loop
+from sims.digits import loop, report
 
 
 class Killed(Exception):
@@ -27,6 +26,7 @@ def uninterrupted(tmp_path_factory, cache):
     return out, loop.run(loop.Config.smoke(), out, cache_dir=cache, progress=False)
 
 
+@pytest.mark.heavy
 def test_smoke_loop_has_finite_metrics_for_all_arms(uninterrupted):
     _, res = uninterrupted
     cfg = loop.Config.smoke()
@@ -48,6 +48,7 @@ def test_smoke_loop_has_finite_metrics_for_all_arms(uninterrupted):
     assert np.isfinite(res["floor"]["fid"])
 
 
+@pytest.mark.heavy
 def test_kill_then_resume_equals_uninterrupted(uninterrupted, tmp_path, cache):
     _, full = uninterrupted
     cfg = loop.Config.smoke()
@@ -91,7 +92,7 @@ def test_cli_writes_results_and_figures(uninterrupted, tmp_path, cache):
     from sims.common import results
 
     cfg = loop.Config.smoke()
-    payload = digits_cli.run_digits(cfg, tmp_path / "run", progress=False)
+    payload = report.run_digits(cfg, tmp_path / "run", progress=False)
     data = results.read_json(tmp_path / "run" / "results.json")
     assert {"config", "provenance", "results"} <= set(data)
     arms = data["results"]["0.5"]
@@ -102,12 +103,12 @@ def test_cli_writes_results_and_figures(uninterrupted, tmp_path, cache):
     )
     for name in ("fig7_digits_centroids", "fig8_digits", "fig3_digits_samples"):
         assert (tmp_path / "run" / f"{name}.png").stat().st_size > 5_000
-    paths = digits_cli.figures(tmp_path / "figs", run_dir=tmp_path / "run")
+    paths = report.figures(tmp_path / "figs", run_dir=tmp_path / "run")
     assert len(paths) == 4 and (tmp_path / "figs" / "fig8_digits.json").exists()
 
 
 def test_figures_without_saved_results_is_a_no_op(tmp_path, capsys):
-    assert digits_cli.figures(tmp_path / "figs", run_dir=tmp_path / "none") == []
+    assert report.figures(tmp_path / "figs", run_dir=tmp_path / "none") == []
     assert "scsc digits --long" in capsys.readouterr().out
 
 

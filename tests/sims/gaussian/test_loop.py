@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import digamma
 
-from sims.gaussian import loop, toy
+from sims.gaussian import loop, sweep, toy
 from theory import gaussian as gauss
 
 K_SE = 5.0
@@ -20,7 +20,7 @@ def manual_start(spec, real, theta=None, chunk=1):
     return loop._real_stats(spec, fit), state
 
 
-def test_chunked_scan_equals_python_loop():
+def test_chunked_scan_equals_python_loop(float64):
     spec = loop.LoopSpec("toy", "histogram", 7, 20, 10)
     key, target = jax.random.key(0), gauss.standard(2)
     real = gauss.sample(jax.random.key(1), target, 20)
@@ -80,8 +80,8 @@ def test_pool_fit_equals_direct_fit_on_the_stored_sets(workflow):
 def test_gamma_sweep_compiles_once():
     cfg = toy.Config.smoke(workflow="augment", correction="ideal", generations=5)
     toy._sweep.clear_cache()
-    toy.main(cfg)
-    toy.main(
+    toy.seed_sweep(cfg)
+    toy.seed_sweep(
         toy.Config.smoke(workflow="augment", correction="ideal", generations=5, gammas=(2.0, 7.0))
     )
     assert toy._sweep._cache_size() == 1
@@ -135,7 +135,7 @@ def test_eq7_bound_holds_on_independent_trajectories():
         toy.Config.smoke(gammas=(1.0,), generations=30, seeds=tuple(range(300)))
     )
     curves = toy.bound_curves(cfg, jax.random.key(99), num=20000)
-    res = toy.main(cfg)
+    res = toy.seed_sweep(cfg)
     err = res["param_err"][0]  # (seeds, T+1)
     ok = np.all(err[:, 1:] <= curves["bound"][0][None, 1:], axis=1)
     assert ok.mean() >= 1 - cfg.delta
@@ -180,3 +180,30 @@ def test_single_set_fit_is_precise_far_from_the_real_data(workflow):
                 x = np.concatenate([real, x])
             np.testing.assert_allclose(state.theta.mean, x.mean(0), rtol=1e-6)
             np.testing.assert_allclose(state.theta.cov, np.cov(x.T, bias=True), rtol=1e-3)
+
+
+def test_toy_run_writes_nothing_and_report_saves(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = toy.Config.smoke(workflow="augment", correction="ideal", generations=5)
+    res = toy.run(cfg, panels=False)
+    assert list(tmp_path.iterdir()) == [] and res.config == cfg and "panels" not in res.data
+    payload = toy.report(res, tmp_path / "out")
+    assert (tmp_path / "out" / "gaussian_toy.json").exists()
+    np.testing.assert_array_equal(payload["w2_mean"], res.data["main"]["w2_mean"])
+
+
+def test_deprecated_names_warn(monkeypatch):
+    monkeypatch.setattr(toy, "seed_sweep", lambda cfg: {"called": cfg})
+    with pytest.warns(DeprecationWarning, match="toy.main"):
+        assert toy.main(toy.Config.smoke()) == {"called": toy.Config.smoke()}
+    with pytest.warns(DeprecationWarning, match="LOOP_WORKFLOWS"):
+        assert loop.WORKFLOWS == loop.LOOP_WORKFLOWS
+    with pytest.warns(DeprecationWarning, match="SWEEP_WORKFLOWS"):
+        assert sweep.WORKFLOWS == loop.SWEEP_WORKFLOWS
+
+
+def test_one_name_per_workflow_set():
+    """The sweep's workflows are the loop's minus the point-level ``toy`` schedule and the
+    equal-budget ``fresh`` control."""
+    assert loop.LOOP_WORKFLOWS == (*loop.SWEEP_WORKFLOWS, "toy", "fresh")
+    assert not hasattr(sweep, "_BLOWUP") and not hasattr(loop, "_BLOWUP")

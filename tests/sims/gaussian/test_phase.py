@@ -1,24 +1,41 @@
-"""sims.gaussian.phase and the ``scsc phase`` / ``scsc workflows`` commands (smoke sizes)."""
+"""sims.gaussian.phase and sims.gaussian.workflows: run → report (smoke sizes)."""
 
+import dataclasses
+
+import jax
 import numpy as np
 import pytest
 
 from sims import cli
 from sims.common import results
 from sims.gaussian import phase as pd
+from sims.gaussian import sweep, workflows
 from theory import bounds
+
+pytestmark = pytest.mark.heavy  # phase-diagram and workflow runs (smoke): ~1 min
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("phase")
     cfg = pd.Config.smoke(seeds=8)
-    payload = cli.run_phase(cfg, out)
-    return cfg, out, payload, dict(np.load(out / "phase_diagram.npz"))
+    done = []
+    res = pd.run(cfg, progress=done.append)
+    payload = pd.report(res, out)
+    return cfg, out, payload, dict(np.load(out / "phase_diagram.npz")), done
+
+
+def test_progress_hook_reports_cumulative_cells_from_the_host(smoke):
+    """``on_cells(done)``: one call per dispatched chunk (batch_size cells on one device),
+    cumulative, ending at the number of cells; padding is not counted."""
+    cfg, *_, done = smoke
+    cells = cfg.n_lam * cfg.n_gamma
+    step = cfg.batch_size * len(jax.devices())
+    assert done == [min(step * (i + 1), cells) for i in range(-(-cells // step))]
 
 
 def test_files_and_summary(smoke):
-    _, out, payload, maps = smoke
+    _, out, payload, maps, _ = smoke
     assert (out / "phase_diagram.png").stat().st_size > 20_000
     again = results.read_json(out / "phase_diagram.json")
     assert again["summary"]["cells"] == maps["region"].size == 30
@@ -27,7 +44,7 @@ def test_files_and_summary(smoke):
 
 
 def test_theory_panels_follow_the_theorem(smoke):
-    _, _, _, maps = smoke
+    _, _, _, maps, _ = smoke
     ll, gg = np.meshgrid(maps["lams"], maps["gammas"], indexing="ij")
     np.testing.assert_array_equal(maps["is_stable"], ll < (1 + gg) / (2 + gg))
     inside = maps["is_stable"]
@@ -41,7 +58,7 @@ def test_theory_panels_follow_the_theorem(smoke):
 
 
 def test_simulation_panels(smoke):
-    _, _, payload, maps = smoke
+    _, _, payload, maps, _ = smoke
     # Augment with the ideal corrector is stable everywhere on the grid.
     assert np.all(maps["diverged_frac"] == 0) and np.all(maps["collapsed_frac"] == 0)
     assert not np.any(maps["region"] == pd.GUARANTEED_UNSTABLE)
@@ -73,8 +90,9 @@ def test_cli_rejects_bad_input_before_work(capsys):
 
 def test_workflows_smoke(tmp_path):
     """Small n makes replace collapse within 40 generations at γ = 0, and not with γ = 1."""
-    cfg = pd.WorkflowsConfig.smoke(gammas=(0.0, 1.0), n_real=5, lam=1.0)
-    payload = cli.run_workflows(cfg, tmp_path)
+    cfg = workflows.Config.smoke(gammas=(0.0, 1.0), n_real=5, lam=1.0)
+    payload = workflows.report(workflows.run(cfg), tmp_path)
+    assert results.read_json(tmp_path / "workflows.json")["config"]["n_real"] == 5
     assert (tmp_path / "workflows.png").stat().st_size > 20_000
     replace = payload["workflows"]["replace"]
     assert replace["collapsed_frac"][0] == 1.0 and replace["min_eig_median"][0][-1] < 1e-3
@@ -82,3 +100,24 @@ def test_workflows_smoke(tmp_path):
     # 5-point fit can still dip below the threshold by chance, so test the median).
     assert replace["min_eig_median"][1][-1] > 0.05
     assert payload["workflows"]["augment"]["collapsed_frac"].max() == 0.0
+
+
+def test_run_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = workflows.run(workflows.Config.smoke(gammas=(1.0,), seeds=2, generations=8))
+    assert list(tmp_path.iterdir()) == [] and res.config.seeds == 2
+    assert set(res.data["workflows"]) == set(sweep.SWEEP_WORKFLOWS)
+
+
+def test_deprecated_names_warn_and_delegate(monkeypatch):
+    """pd.main / pd.workflows / pd.WorkflowsConfig keep working, with a DeprecationWarning."""
+    marker = results.Results(None, {"m": 1}, 0.0)
+    monkeypatch.setattr(pd, "run", lambda cfg, devices=None: marker)
+    monkeypatch.setattr(workflows, "run", lambda cfg: marker)
+    with pytest.warns(DeprecationWarning, match="phase.main"):
+        assert pd.main(pd.Config.smoke()) == {"m": 1}
+    with pytest.warns(DeprecationWarning, match="phase.workflows"):
+        assert pd.workflows(workflows.Config.smoke()) == {"m": 1}
+    with pytest.warns(DeprecationWarning, match="WorkflowsConfig"):
+        assert pd.WorkflowsConfig is workflows.Config
+    assert dataclasses.is_dataclass(workflows.Config)

@@ -135,6 +135,7 @@ _SHARDING_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.heavy  # a subprocess compiling for 8 host devices: ~1 min
 def test_sharded_over_8_devices_equals_one_device():
     """Same keys per cell ⇒ bit-identical results on 1 and on 8 forced host devices."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}

@@ -52,14 +52,15 @@ def test_tokenizer_deterministic_padded_and_unknown_words():
     assert ids.dtype == np.int32
 
 
+@pytest.mark.heavy
 def test_contrastive_loss_decreases(trained):
     losses = trained.losses
     assert losses.shape == (CFG.steps,) and np.isfinite(losses).all()
     assert losses[-20:].mean() < 0.25 * losses[:20].mean()
 
 
-def test_float32_under_x64(trained):
-    assert jax.config.jax_enable_x64
+@pytest.mark.heavy
+def test_networks_run_in_float32(trained):
     leaves = jax.tree_util.tree_leaves(trained.model)
     floats = [
         a for a in leaves if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.floating)
@@ -67,6 +68,7 @@ def test_float32_under_x64(trained):
     assert floats and all(a.dtype == jnp.float32 for a in floats)
 
 
+@pytest.mark.heavy
 def test_cache_returns_identical_parameters(trained, cache):
     again = ev.load(DATA, CFG)
     for a, b in zip(
@@ -86,6 +88,7 @@ def test_cache_returns_identical_parameters(trained, cache):
     assert ev.content_hash(DATA, other) != ev.content_hash(DATA, CFG)
 
 
+@pytest.mark.heavy
 def test_embeddings_unit_norm(trained, data):
     mz = ev.embed_motions(trained, data["features"][:5])
     tz = ev.embed_texts(trained, data["texts"][:5])
@@ -94,6 +97,7 @@ def test_embeddings_unit_norm(trained, data):
     np.testing.assert_allclose(np.linalg.norm(tz, axis=1), 1, atol=1e-5)
 
 
+@pytest.mark.heavy
 def test_metrics_on_real_data(trained, data):
     m = ev.evaluate(
         trained,
@@ -115,6 +119,7 @@ def test_metrics_on_real_data(trained, data):
     assert m["class_accuracy"] > 0.8
 
 
+@pytest.mark.heavy
 def test_fid_real_split_small_vs_corrupted_large(trained, data, halves):
     a, b = halves
     x = data["features"]
@@ -136,6 +141,7 @@ def test_fid_real_split_small_vs_corrupted_large(trained, data, halves):
     assert bad["class_accuracy"] < good["class_accuracy"]
 
 
+@pytest.mark.heavy
 def test_non_finite_motions_are_a_result(trained, data):
     x = data["features"].copy()
     x[0, 3, 2] = np.nan
@@ -143,6 +149,7 @@ def test_non_finite_motions_are_a_result(trained, data):
     assert m["finite"] is False and np.isnan(m["fid"])
 
 
+@pytest.mark.heavy
 def test_same_key_same_numbers(trained, data):
     args = (data["features"], data["texts"], data["labels"], data["features"])
     m1 = ev.evaluate(trained, jax.random.key(5), *args, n_boot=20)
@@ -166,6 +173,7 @@ def test_bad_config_raises(kwargs, name):
         ev.Config(**kwargs)
 
 
+@pytest.mark.heavy
 def test_bad_inputs_raise(trained, data):
     x, t, y = data["features"], data["texts"], data["labels"]
     key = jax.random.key(0)
@@ -190,6 +198,7 @@ def test_bad_inputs_raise(trained, data):
         ev.Tokenizer.from_texts(["a"], max_len=0)
 
 
+@pytest.mark.heavy
 def test_plausibility_and_intervals(trained, data):
     x = data["features"]
     key = jax.random.key(4)

@@ -13,13 +13,13 @@ import numpy as np
 import optax
 import pytest
 
-from sims.common import watchdog
+from sims.common import optim, watchdog
 from sims.common.diffusion import posterior_sample, respaced_timesteps
 from sims.motion import cli as motion_cli
 from sims.motion import dataset as ds
 from sims.motion import evaluator as ev_mod
 from sims.motion import generator as gen
-from sims.motion import loop
+from sims.motion import loop, report
 
 CFG = loop.Config.smoke()
 
@@ -35,7 +35,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def smoke_run(cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("motion_run")
-    payload = motion_cli.run_loop(CFG, out, progress=False)
+    payload = report.run_loop(CFG, out, progress=False)
     return out, payload
 
 
@@ -76,6 +76,7 @@ def test_config_errors():
         loop.Config(n_test=8)
 
 
+@pytest.mark.heavy
 def test_generator_loss_decreases(cache):
     data = ds.load(ds.Config(n=36, frames=24, seed=3))
     tok = ev_mod.Tokenizer.from_texts(data["texts"], 24)
@@ -125,33 +126,16 @@ def test_generator_loss_decreases(cache):
 # ------------------------------------------------------------------ loop
 
 
+@pytest.mark.heavy
 def test_jitted_step_outputs(cache):
     s = loop.prepare(CFG)
     params, _ = gen.init(CFG.generator, s.tokenizer.size, s.data["features"][s.train_idx[:24]])
-    opt = loop._adam(CFG.finetune_lr)
+    opt = optim.adam(CFG.finetune_lr)
     k = 12
-    out = loop.generation_step(
-        params,
-        opt.init(params),
-        jax.random.key(3),
-        s.real_x,
-        s.real_ids,
-        s.real_mask,
-        jnp.int32(24),
-        jnp.int32(k),
-        jnp.float32(np.inf),
-        s.test_ids,
-        s.test_mask,
-        s.alpha_bar,
-        s.timesteps,
-        optimizer=opt,
-        steps=3,
-        k_max=s.k_max,
-        correct=True,
-        backend="mjx",
-        **loop._statics(CFG, s),
-    )
-    new, _, losses, samples, synth, used, valid, corrected = out
+    step = loop.make_step(opt, loop.step_config(CFG, s, steps=3, correct=True))
+    counts = loop.Counts(jnp.int32(24), jnp.int32(k), jnp.float32(np.inf))
+    out = step(loop.Model(params, opt.init(params)), jax.random.key(3), s.arrays, counts)
+    (new, _), losses, samples, synth, used, valid, corrected = out
     assert samples.shape == (CFG.n_test, CFG.data.frames, 30) and np.isfinite(samples).all()
     assert np.isfinite(np.asarray(losses)).all()
     assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree_util.tree_leaves(new))
@@ -163,6 +147,7 @@ def test_jitted_step_outputs(cache):
     assert corrected.sum() >= k // 2  # generated motions rarely fall in the corrector
 
 
+@pytest.mark.heavy
 def test_smoke_run_payload_and_files(smoke_run):
     out, payload = smoke_run
     res = payload["results"]["n=24,lam=1"]
@@ -183,12 +168,13 @@ def test_smoke_run_payload_and_files(smoke_run):
         assert (out / name).stat().st_size > 1000
     saved = json.loads((out / "results.json").read_text())
     assert set(saved) >= {"config", "provenance", "results"}
-    assert motion_cli.loop_summary(payload).count("FID") >= 3
+    assert report.loop_summary(payload).count("FID") >= 3
     drift = payload["corrector_drift"]
     assert drift["passes"] == [0, 1, 2, 3, 4] and drift["joint_shift"][0] == 0
     assert np.isfinite(drift["phys_err"]).all()
 
 
+@pytest.mark.heavy
 def test_resume_equals_uninterrupted(smoke_run, tmp_path):
     _, payload = smoke_run
 

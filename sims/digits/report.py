@@ -1,65 +1,24 @@
-"""``scsc digits``: the digit self-consuming loop (paper Figs. 3, 7, 8) from one command.
+"""Saving and plotting the digit loop's results (Figs. 3, 7, 8), and the summary table.
 
-``--quick`` (8×8, λ ∈ {0.5, 1.5}, 10 generations, CPU minutes), ``--long`` (8×8, all four
-λ, 25 generations, CPU background), ``--full`` (28×28 MNIST, paper settings, GPU). A run
-writes checkpoints, ``results.json``, ``samples.npz`` and its figures into ``--out``;
-``--resume`` continues a killed run there. Only ``scsc figures`` writes into ``figures/``.
+``report(cfg, results, out_dir)`` writes ``results.json`` (the Fig. 8 data schema),
+``samples.npz`` and the figures; ``figures(out)`` re-plots a finished long run (or the
+committed data) into ``figures/`` for ``scsc figures``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from pathlib import Path
 
 import numpy as np
 
-MODES = ("quick", "long", "full", "smoke")
+from sims.common import results
+from sims.digits import effective, loop, plotting
+from sims.digits.plotting import grid_by_class
+
+__all__ = ["LONG_RUN_DIR", "figures", "payload_of", "plot_all", "report", "run_digits", "summary"]
+
 LONG_RUN_DIR = Path("out/digits_long")
-
-
-def add_parser(sub) -> None:
-    """Adds the ``digits`` subcommand to ``scsc``'s subparsers."""
-    d = sub.add_parser("digits", help="digit-image loop: DDPM + K-means correction (Figs. 3, 7, 8)")
-    mode = d.add_mutually_exclusive_group()
-    for m in MODES:
-        mode.add_argument(f"--{m}", dest="mode", action="store_const", const=m)
-    d.set_defaults(mode="quick", func=_digits)
-    d.add_argument("--out", help="output directory (default out/digits_<mode>)")
-    d.add_argument("--resume", action="store_true", help="continue the run in --out")
-    d.add_argument("--generations", type=int, help="override the mode's generation count")
-    d.add_argument("--lams", help="comma list of λ >= 0, e.g. 0.5,1.5")
-    d.add_argument("--gamma", type=float, help="corrector strength of the corrected arm (inf ok)")
-    d.add_argument("--mnist-path", help="full MNIST (.npz or IDX folder) for --full")
-    d.add_argument("--seed", type=int, help="master seed (>= 0)")
-    d.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def config_from_args(args):
-    """The mode's config with the overrides; every value validated (ValueError) up front."""
-    from sims.digits.loop import Config
-
-    if args.mode == "full":
-        cfg = Config.full(args.mnist_path)
-    elif args.mnist_path:
-        raise ValueError("--mnist-path goes with --full")
-    else:
-        cfg = getattr(Config, args.mode)()
-    over = {}
-    if args.generations is not None:
-        over["generations"] = args.generations
-    if args.lams is not None:
-        try:
-            over["lams"] = tuple(float(s) for s in args.lams.split(",") if s.strip())
-        except ValueError:
-            raise ValueError(f"lams must be comma-separated numbers; got {args.lams!r}") from None
-    if args.gamma is not None:
-        over["gamma"] = args.gamma
-    if args.seed is not None:
-        if args.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {args.seed}")
-        over["seed"] = args.seed
-    return dataclasses.replace(cfg, **over)  # __post_init__ validates
 
 
 def _title(cfg, out: dict) -> str:
@@ -77,8 +36,6 @@ def _title(cfg, out: dict) -> str:
 
 def payload_of(cfg, out: dict, provenance: dict | None = None) -> dict:
     """The Fig. 8 data file: config, provenance, results (λ → arm → metric lists), + floor."""
-    from sims.common import results
-
     return {
         "config": results.config_dict(cfg),
         "provenance": provenance or results.provenance(cfg, [cfg.seed]),
@@ -102,8 +59,6 @@ def _samples_npz(cfg, out: dict) -> bytes:
     }
     for arm, name in names.items():
         imgs, labels = out["final_samples"][name]
-        from sims.digits.plotting import grid_by_class
-
         arrays[f"{arm}_images"] = grid_by_class(imgs, labels)
         arrays[f"{arm}_labels"] = np.repeat(np.arange(10), 10)
     arrays["gen0_images"] = grid_by_class(*out["gen0_samples"])
@@ -117,8 +72,6 @@ def _samples_npz(cfg, out: dict) -> bytes:
 
 def plot_all(payload: dict, samples: dict, out_dir: Path) -> list[Path]:
     """Writes Fig. 7, Fig. 8, Fig. 3 and the diversity/accuracy curves into ``out_dir``."""
-    from sims.digits import plotting
-
     prov = payload["provenance"]
     lam = float(samples["lam"])
     gen = int(samples["generation"])
@@ -170,16 +123,13 @@ def summary(payload: dict, last: int = 10) -> str:
     return "\n".join(lines)
 
 
-def run_digits(cfg, out_dir: Path, *, resume: bool = False, progress: bool = True) -> dict:
-    """Runs/resumes into ``out_dir``; writes results.json, samples.npz and figures there."""
-    from sims.common import results
-    from sims.digits import effective, loop
-
+def report(cfg, out: dict, out_dir: Path, provenance: dict | None = None) -> dict:
+    """Saves ``loop.run``'s results into ``out_dir`` (results.json with the γ̂ of the
+    corrector, samples.npz, the figures), prints the summary, returns the payload."""
     out_dir = Path(out_dir)
-    prov = results.provenance(cfg, [cfg.seed])  # the code that runs, not the code at the end
-    out = loop.run(cfg, out_dir, resume=resume, cache_dir=out_dir / "cache", progress=progress)
-    out["effective_gamma"] = effective.for_run(cfg, out)
-    payload = payload_of(cfg, out, prov)
+    if "effective_gamma" not in out:
+        out = {**out, "effective_gamma": effective.for_run(cfg, out)}
+    payload = payload_of(cfg, out, provenance)
     results.write_json(out_dir / "results.json", payload, digits=6)
     results.write_bytes(out_dir / "samples.npz", _samples_npz(cfg, out))
     with np.load(out_dir / "samples.npz") as z:
@@ -190,14 +140,12 @@ def run_digits(cfg, out_dir: Path, *, resume: bool = False, progress: bool = Tru
     return payload
 
 
-def _digits(args) -> int:
-    cfg = config_from_args(args)
-    out = Path(args.out or f"out/digits_{args.mode}")
-    print(
-        f"digits --{args.mode}: {cfg.source}, λ = {cfg.lams}, {cfg.generations} generations → {out}"
-    )
-    run_digits(cfg, out, resume=args.resume, progress=not args.no_progress)
-    return 0
+def run_digits(cfg, out_dir: Path, *, resume: bool = False, progress: bool = True) -> dict:
+    """Runs/resumes into ``out_dir`` (checkpoints there) and ``report``s the results."""
+    out_dir = Path(out_dir)
+    prov = results.provenance(cfg, [cfg.seed])  # the code that runs, not the code at the end
+    out = loop.run(cfg, out_dir, resume=resume, cache_dir=out_dir / "cache", progress=progress)
+    return report(cfg, out, out_dir, prov)
 
 
 def figures(out: Path, run_dir: Path = LONG_RUN_DIR) -> list[Path]:
@@ -206,8 +154,6 @@ def figures(out: Path, run_dir: Path = LONG_RUN_DIR) -> list[Path]:
     Without a run in ``run_dir`` the committed ``fig8_digits.json`` and
     ``fig3_digits_samples.npz`` in ``out`` are re-plotted (nothing is recomputed).
     """
-    from sims.common import results
-
     out = Path(out)
     src = run_dir / "results.json"
     if src.exists() and (run_dir / "samples.npz").exists():
@@ -224,6 +170,3 @@ def figures(out: Path, run_dir: Path = LONG_RUN_DIR) -> list[Path]:
     for p in paths:
         print(f"  wrote {p}")
     return paths
-
-
-__all__ = ["MODES", "add_parser", "config_from_args", "figures", "run_digits"]

@@ -1,0 +1,143 @@
+"""Configuration of the motion loop: one frozen ``Config`` with ``quick``/``long``/``full``/
+``smoke`` presets, validated on construction (before any data, evaluator or compilation).
+
+Paper: §4 "Human motion", Figs. 1, 4, 5 (``full`` is the paper-scale setting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from sims.motion import dataset as ds
+from sims.motion import evaluator as ev_mod
+from sims.motion import generator as gen
+from sims.motion import physics
+from theory._checks import check_nonneg, check_positive_int
+
+__all__ = ["ARMS", "Config"]
+
+ARMS = ("baseline", "iterative", "corrected")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One motion experiment (defaults: ``--quick``).
+
+    Attributes:
+        runs: (n, λ, seed) triples; every (n, seed) gets its own generation-0 model and
+            baseline, every triple an ``iterative`` and a ``corrected`` chain.
+        generations: fine-tuning generations after generation 0 (paper: 50).
+        data: the loop's dataset (training pool + test split).
+        n_test: held-out test motions (evaluation prompts and FID reference; ≥ 32).
+        evaluator_data: the dataset the evaluator is trained on (independent draw).
+        evaluator: evaluator architecture and training.
+        generator: generator architecture and sampling.
+        gen0_steps: Adam steps of generation 0 (warm-up, then cosine decay).
+        lr: generation-0 peak learning rate.
+        finetune_steps: Adam steps per later generation (constant ``finetune_lr``; the
+            optimiser state carries over between generations).
+        finetune_lr: fine-tuning learning rate.
+        batch: minibatch size.
+        gamma: correction strength of the ``corrected`` arm (inf: the paper's).
+        backend: physics backend of the corrector (``mjx``: inside the jitted step).
+        n_boot: bootstrap resamples of the metric intervals.
+    """
+
+    runs: tuple[tuple[int, float, int], ...] = ((64, 1.0, 0),)
+    generations: int = 6
+    data: ds.Config = dataclasses.field(default_factory=lambda: ds.Config(n=640, frames=60, seed=1))
+    n_test: int = 128
+    evaluator_data: ds.Config = dataclasses.field(
+        default_factory=lambda: ds.Config(n=512, frames=60, seed=0)
+    )
+    evaluator: ev_mod.Config = dataclasses.field(default_factory=ev_mod.Config)
+    generator: gen.Config = dataclasses.field(default_factory=gen.Config)
+    gen0_steps: int = 3000
+    lr: float = 1e-3
+    finetune_steps: int = 200
+    finetune_lr: float = 2e-4
+    batch: int = 32
+    gamma: float = math.inf
+    backend: str = "mjx"
+    n_boot: int = 100
+
+    def __post_init__(self):
+        if not self.runs:
+            raise ValueError("runs must hold at least one (n, lam, seed) triple")
+        pool = self.data.n - self.n_test
+        for run in self.runs:
+            if len(run) != 3:
+                raise ValueError(f"each run must be (n, lam, seed); got {run!r}")
+            n, lam, seed = run
+            check_positive_int("n", n)
+            if n > pool:
+                raise ValueError(
+                    f"n must be <= the training pool data.n - n_test = {pool}; got {n}"
+                )
+            check_nonneg("lam", lam, allow_inf=False)
+            if not isinstance(seed, int) or seed < 0:
+                raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+        if len(set(self.runs)) != len(self.runs):
+            raise ValueError(f"runs must be distinct; got {self.runs}")
+        check_positive_int("n_test", self.n_test)
+        if self.n_test < ev_mod.R_BATCH:
+            raise ValueError(f"n_test must be >= {ev_mod.R_BATCH} (R-precision); got {self.n_test}")
+        for name in ("generations", "gen0_steps", "finetune_steps", "batch", "n_boot"):
+            check_positive_int(name, getattr(self, name))
+        if self.n_boot < 10:
+            raise ValueError(f"n_boot must be >= 10; got {self.n_boot}")
+        for name in ("lr", "finetune_lr"):
+            check_nonneg(name, getattr(self, name), allow_inf=False)
+        check_nonneg("gamma", self.gamma)
+        if self.backend not in physics.BACKENDS:
+            raise ValueError(f"backend must be one of {physics.BACKENDS}; got {self.backend!r}")
+        if self.evaluator_data.frames != self.data.frames:
+            raise ValueError("evaluator_data and data must have the same frames per motion")
+
+    @classmethod
+    def quick(cls) -> Config:
+        """``scsc motion --quick``: n = 64, λ = 1, three arms, 6 generations (CPU, < 15 min)."""
+        return cls()
+
+    @classmethod
+    def long(cls) -> Config:
+        """``scsc motion --long``: n = 64 at λ ∈ {0.5, 1} (seeds 0–2 at λ = 1) and n = 256 at
+        λ = 0.25; 20 generations (CPU in the background, or GPU)."""
+        runs = ((64, 1.0, 0), (64, 0.5, 0), (256, 0.25, 0), (64, 1.0, 1), (64, 1.0, 2))
+        return cls(runs=runs, generations=20)
+
+    @classmethod
+    def full(cls) -> Config:
+        """``scsc motion --full``: paper scale (GPU). n ∈ {64, 128, 256, 512 = the whole
+        pool} × λ ∈ {0.25, 0.5, 0.75, 1}, three seeds at n = 64, 50 generations, MDM-sized
+        generator, 100 sampling steps."""
+        runs = tuple((n, lam, 0) for n in (64, 128, 256, 512) for lam in (0.25, 0.5, 0.75, 1.0))
+        runs += tuple((64, lam, s) for s in (1, 2) for lam in (0.25, 0.5, 0.75, 1.0))
+        return cls(
+            runs=runs,
+            generations=50,
+            generator=gen.Config.gpu(),
+            gen0_steps=20_000,
+            lr=2e-4,
+            finetune_steps=1000,
+            finetune_lr=5e-5,
+            batch=64,
+        )
+
+    @classmethod
+    def smoke(cls) -> Config:
+        """Tests: tiny data, networks and schedule; 2 generations."""
+        return cls(
+            runs=((24, 1.0, 0),),
+            generations=2,
+            data=ds.Config(n=64, frames=24, seed=1),
+            n_test=32,
+            evaluator_data=ds.Config(n=48, frames=24, seed=0),
+            evaluator=ev_mod.Config.smoke(),
+            generator=gen.Config.smoke(),
+            gen0_steps=20,
+            finetune_steps=5,
+            batch=8,
+            n_boot=10,
+        )
