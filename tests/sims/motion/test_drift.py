@@ -7,6 +7,9 @@ import pytest
 
 from sims.motion import drift as dr
 
+# The module trains a smoke evaluator (learned model): the default run, not the fast lane.
+pytestmark = pytest.mark.heavy
+
 
 @pytest.fixture(scope="module")
 def results(motion_cache):
@@ -14,10 +17,10 @@ def results(motion_cache):
 
 
 def test_split_is_the_loops():
-    from sims.motion import loop
+    from sims.motion import config, run
 
-    cfg = loop.Config.smoke()
-    want = loop._split(cfg)
+    cfg = config.Config.smoke()
+    want = run._split(cfg)
     got = dr.split(cfg.data, cfg.n_test)
     for a, b in zip(want, got, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -132,7 +132,7 @@ def test_control_law_maps_a_known_feedforward_to_the_actuator_force():
     np.testing.assert_allclose(d.actuator_force[:21], want, rtol=1e-9, atol=1e-9)
 
 
-def test_spline_interpolates_and_rotations_unwrap():
+def test_spline_interpolates_and_rotations_unwrap(float64):
     w = inv.spline_matrix(10, 5)
     s = 5
     np.testing.assert_allclose(w[1::s], np.eye(10), atol=1e-12)  # k = 0, S, 2S, … are knots
@@ -151,7 +151,7 @@ def test_spline_interpolates_and_rotations_unwrap():
     np.testing.assert_allclose(np.asarray(vj), vec, atol=1e-9)
 
 
-def test_ground_reaction_nnls_matches_scipy():
+def test_ground_reaction_nnls_matches_scipy(float64):
     rng = np.random.default_rng(2)
     a = rng.normal(size=(40, 6, 32)) * rng.uniform(0, 1, (40, 1, 32))
     b = rng.normal(size=(40, 6))
