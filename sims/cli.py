@@ -165,8 +165,24 @@ def _toy_command(cfg, args) -> int:
 
 
 def _phase_command(cfg, args) -> int:
-    _phase(cfg, Path(args.out))
+    from sims.gaussian import distributed, phase
+
+    # Several processes (the flags, or the environment JAX reads): each computes its share
+    # of the cells, every process receives the whole grid, process 0 writes it.
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    if distributed.is_leader():
+        _phase(cfg, Path(args.out))
+    else:
+        phase.run(cfg)
     return 0
+
+
+def _distributed_flags(q) -> None:
+    q.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="process 0's address (jax.distributed)"
+    )
+    q.add_argument("--num-processes", type=int, metavar="N", help="processes sharing the grid")
+    q.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 (0 writes)")
 
 
 def _workflows_command(cfg, args) -> int:
@@ -254,6 +270,7 @@ def parser() -> argparse.ArgumentParser:
         _phase_command,
         help="phase diagram over λ × γ (theorem vs simulation)",
         out="out/phase",
+        extra=_distributed_flags,
     )
     add_command(
         sub,

@@ -1,4 +1,4 @@
-"""Session-wide test settings: Hypothesis profiles and a guard on the precision switch.
+"""Session-wide test settings: Hypothesis profiles, the compilation cache, a guard on x64.
 
 No precision is set here: model code is tested in the precision it runs in (float32 by
 default), and ``tests/theory/conftest.py`` scopes float64 and strict promotion to the theory
@@ -12,6 +12,16 @@ import os
 import jax
 import pytest
 from hypothesis import settings
+
+# ``sims.cli.main`` switches on a persistent XLA compilation cache (``~/.cache/scsc/jax``
+# unless ``SCSC_JAX_CACHE`` says otherwise), process-wide, and tests call it in-process: off
+# by default here, so a test run writes nothing outside temporary directories and its timing
+# does not depend on which test called the CLI first. ``SCSC_JAX_CACHE=<dir> make test-fast``
+# opts in, for the whole session from the start (reruns then skip most compilation).
+if os.environ.setdefault("SCSC_JAX_CACHE", "off").lower() not in ("off", "0", ""):
+    from sims.cli import enable_compilation_cache
+
+    enable_compilation_cache()
 
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=60)
 settings.register_profile("dev", deadline=None, max_examples=60)

@@ -18,15 +18,43 @@ draws per step; here the Binomial is drawn by inversion of a per-cell CDF table 
 fixed within a run, so the table is built once) and χ² by Marsaglia–Tsang with a few
 candidates drawn up front and an exact rejection loop for the rare lanes that reject all of
 them. Both are exact in law (up to floating-point rounding).
+
+Tables shared by many cells (the phase-grid engine, ``sims.gaussian.engine``): when every cell
+of a grid uses the same random numbers per (seed, generation), the group statistics can be
+tabulated once over every possible group size m and looked up per cell:
+
+- ``uniform_from_bits`` / ``normal_from_bits`` turn one block of ``jax.random.bits`` into
+  uniforms and normals with the formulas of ``jax.random.uniform`` / ``jax.random.normal``
+  (bit-identical), so one random call serves a whole (seed, generation);
+- ``chisquare_table``: χ²_m for every integer m = 0..L as partial sums of L squared normals
+  (exact for each m; different m are dependent, which no single cell ever sees);
+- ``bartlett_table``: the Bartlett diagonal √χ²_{m−1−j} of Wishart_d(m − 1, I) for every group
+  size m, from ``chisquare_table``;
+- ``shared_inverse``: Binomial inversion K = #{j : CDF_c(j) < U} of N shared uniforms in C
+  CDF tables at once, by sorting the uniforms once (O(N log N + C·(N + k))) instead of C·N
+  binary searches; exactly equal to ``binomial_inverse``.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int
 
-__all__ = ["binomial_cdf", "binomial_inverse", "chisquare", "group_stats", "wishart"]
+__all__ = [
+    "bartlett_table",
+    "binomial_cdf",
+    "binomial_inverse",
+    "bits_dtype",
+    "chisquare",
+    "chisquare_table",
+    "group_stats",
+    "normal_from_bits",
+    "shared_inverse",
+    "uniform_from_bits",
+    "wishart",
+]
 
 _CANDIDATES = 3  # Marsaglia–Tsang acceptance is > 0.95 for shape >= 1: 3 up front is plenty
 
@@ -152,3 +180,120 @@ def group_stats(
     centre = mean + (root @ z) / jnp.sqrt(jnp.maximum(m, 1.0))
     scatter = wishart(k_scatter, jnp.maximum(m - 1.0, 0.0), root)
     return centre, scatter
+
+
+def bits_dtype(dtype) -> np.dtype:
+    """The unsigned integer type whose ``jax.random.bits`` feed one float of ``dtype``."""
+    return np.dtype(f"uint{jnp.finfo(dtype).bits}")
+
+
+def uniform_from_bits(bits: Array, dtype, minval=0.0, maxval=1.0) -> Float[Array, "..."]:
+    """Uniform[minval, maxval) floats from random bits, exactly as ``jax.random.uniform``.
+
+    The mantissa is filled with the high bits and the exponent set to that of 1.0, giving
+    [1, 2); subtracting 1 gives [0, 1). ``uniform_from_bits(jax.random.bits(key, shape,
+    bits_dtype(dtype)), dtype)`` equals ``jax.random.uniform(key, shape, dtype)`` bit for bit.
+
+    Args:
+        bits: unsigned integers of ``bits_dtype(dtype)``.
+        dtype: float32 or float64.
+        minval, maxval: range (Python floats or arrays broadcastable to ``bits``).
+    """
+    dtype = jnp.dtype(dtype)
+    finfo = jnp.finfo(dtype)
+    udtype = bits_dtype(dtype)
+    if bits.dtype != udtype:
+        raise ValueError(f"{dtype} needs {udtype} bits; got {bits.dtype}")
+    shift = jnp.asarray(finfo.bits - finfo.nmant, udtype)
+    one = jnp.asarray(np.array(1.0, dtype).view(udtype), udtype)
+    mantissa = jax.lax.bitwise_or(jax.lax.shift_right_logical(bits, shift), one)
+    floats = jax.lax.bitcast_convert_type(mantissa, dtype) - jnp.asarray(1.0, dtype)
+    lo, hi = jnp.asarray(minval, dtype), jnp.asarray(maxval, dtype)
+    return jnp.maximum(lo, floats * (hi - lo) + lo)
+
+
+def normal_from_bits(bits: Array, dtype) -> Float[Array, "..."]:
+    """Standard normals from random bits, exactly as ``jax.random.normal``: √2·erfinv(U),
+    U uniform on (−1, 1) (the open lower end keeps erfinv finite)."""
+    dtype = jnp.dtype(dtype)
+    lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype), dtype=dtype)
+    u = uniform_from_bits(bits, dtype, lo, 1.0)
+    return jnp.asarray(np.sqrt(2.0), dtype) * jax.lax.erf_inv(u)
+
+
+def chisquare_table(z: Float[Array, "... L"]) -> Float[Array, "... L1"]:
+    """χ²_m for m = 0..L from L standard normals: the partial sums Σ_{i<m} z_i².
+
+    Each entry is exactly χ²_m in law (a sum of m squared independent normals); entries for
+    different m share terms, so use one entry per cell and draw (as a tabulated sampler).
+    """
+    length = z.shape[-1]
+    # Partial sums as one product with a triangular 0/1 matrix: a single dot instead of the
+    # log-depth scan ``cumsum`` lowers to on CPU, which costs far more to compile.
+    upper = jnp.asarray(np.arange(length)[:, None] < np.arange(length + 1)[None, :], z.dtype)
+    return jnp.matmul(z * z, upper, precision=jax.lax.Precision.HIGHEST)
+
+
+def bartlett_table(
+    z: Float[Array, "... d L"], m_max: int, df_offset: int = 0
+) -> Float[Array, "... d m1"]:
+    """Bartlett diagonal of a standard Wishart scatter for every group size m = 0..m_max.
+
+    The scatter of m i.i.d. N(0, I_d) points is Wishart_d(m − 1, I) = A Aᵀ with A lower
+    triangular, A_jj = √χ²_{m−1−j} and A_ij ~ N(0, 1) below the diagonal, columns j ≥ m − 1
+    zero (see ``wishart``). Entry [..., j, m] is A_jj for a group of m points, from the
+    j-th row of normals (one independent row per diagonal entry). The off-diagonal normals
+    do not depend on m: draw them once and mask column j unless m ≥ j + 2.
+
+    Args:
+        z: standard normals, one row of L ≥ m_max − 1 + df_offset per diagonal entry.
+        m_max: largest group size.
+        df_offset: 0 for the exact law. A positive value draws χ² with that many extra
+            degrees of freedom: a deliberately wrong law with which the law tests show
+            they can fail. Never set it for results.
+    """
+    d, length = z.shape[-2], z.shape[-1]
+    if length < m_max - 1 + df_offset:
+        raise ValueError(f"need >= {m_max - 1 + df_offset} normals per row; got {length}")
+    chi = jnp.sqrt(chisquare_table(z))  # [..., j, df]
+    rows = []
+    for j in range(d):
+        # m ≤ j + 1: df = m − 1 − j ≤ 0, the column is dropped (zero); m ≥ j + 2: df ≥ 1.
+        zeros = jnp.zeros((*z.shape[:-2], min(j + 2, m_max + 1)), z.dtype)
+        rows.append(
+            jnp.concatenate([zeros, chi[..., j, 1 + df_offset : m_max - j + df_offset]], -1)
+        )
+    return jnp.stack(rows, axis=-2)
+
+
+def shared_inverse(cdf: Float[Array, "c k1"], u: Float[Array, " N"]) -> Int[Array, "N c"]:
+    """K[i, c] = #{j : cdf[c, j] < u[i]}: Binomial (or any) inversion of N uniforms in C tables.
+
+    Equal to ``binomial_inverse`` per entry. The uniforms are sorted once; for each table
+    the position p_j of each CDF value among the sorted uniforms (``searchsorted``, side
+    right) gives cdf[c, j] < u ⇔ p_j ≤ rank(u), so K at sorted position r is the number of
+    p_j ≤ r: a histogram of the p_j, accumulated along r by a scan, then unsorted. Cost
+    O(N log N + C·k log N + N·C) and memory N·C small integers, against C·N binary searches.
+
+    Args:
+        cdf: nondecreasing rows (e.g. ``binomial_cdf``), k1 ≤ 65535 entries.
+        u: uniforms in [0, 1).
+
+    Returns:
+        uint8 counts when k1 ≤ 255, else uint16, shaped (N, C).
+    """
+    n, (c, k1) = u.shape[0], cdf.shape
+    out = jnp.uint8 if k1 <= 255 else jnp.uint16
+    if k1 > 65535:
+        raise ValueError(f"at most 65535 CDF entries; got {k1}")
+    order = jnp.argsort(u)
+    pos = jnp.searchsorted(u[order], cdf.reshape(-1), side="right").reshape(c, k1)  # in 0..n
+    cols = jnp.broadcast_to(jnp.arange(c)[:, None], pos.shape)
+    hist = jnp.zeros((n + 1, c), out).at[pos, cols].add(jnp.ones((), out))
+
+    def accumulate(total, row):
+        total = total + row
+        return total, total
+
+    _, by_rank = jax.lax.scan(accumulate, jnp.zeros((c,), out), hist[:n])
+    return jnp.zeros((n, c), out).at[order].set(by_rank)

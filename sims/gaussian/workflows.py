@@ -47,6 +47,7 @@ class Config:
         displacement: ‖μ_0 − real mean‖ of the start; 0 starts from the real MLE (the
             paper's generation 0).
         collapse_tol: collapse once λ_min(Σ_t) < collapse_tol (θ* = N(0, I)).
+        engine: the sweep engine (``sims.gaussian.sweep.ENGINES``; default ``tables``).
     """
 
     gammas: tuple[float, ...] = option((0.0, 0.1, 1.0, 10.0), check=nonneg_or_inf)
@@ -57,6 +58,7 @@ class Config:
     dim: int = option(2, check=positive_int)
     displacement: float = 0.0
     collapse_tol: float = option(1e-2, check=in_open_unit)
+    engine: str = option("tables", choices=sweep.ENGINES)
 
     def __post_init__(self):
         validate(self)
@@ -76,6 +78,7 @@ class Config:
             k_max=max(1, int(ops.n_synthetic(self.lam, self.n_real))),
             displacement=self.displacement,
             collapse_tol=self.collapse_tol,
+            engine=self.engine,
         )
 
 

@@ -274,6 +274,11 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", help="comma list of seeds >= 0")
     p.add_argument("--gamma", type=float, help="correction strength of the corrected arm")
     p.add_argument("--physics", choices=ph.BACKENDS, help="corrector backend (default mjx)")
+    p.add_argument(
+        "--corrector",
+        choices=ph.CORRECTORS,
+        help="physics tracker of the corrected arm (default id)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--watchdog",
@@ -360,6 +365,7 @@ def loop_config(args):
         ("generations", args.generations),
         ("gamma", args.gamma),
         ("backend", args.physics),
+        ("corrector", args.corrector),
     ):
         if value is not None:
             over[name] = value

@@ -41,6 +41,9 @@ class Config:
         batch: minibatch size.
         gamma: correction strength of the ``corrected`` arm (inf: the paper's).
         backend: physics backend of the corrector (``mjx``: inside the jitted step).
+        corrector: the physics tracker of the ``corrected`` arm: ``id`` (inverse-dynamics
+            feedforward, a near-projection onto valid motion; default) or ``pd`` (the
+            earlier PD tracker, whose fixed points drift away from the data).
         n_boot: bootstrap resamples of the metric intervals.
     """
 
@@ -60,6 +63,7 @@ class Config:
     batch: int = 32
     gamma: float = math.inf
     backend: str = "mjx"
+    corrector: str = "id"
     n_boot: int = 100
 
     def __post_init__(self):
@@ -90,6 +94,10 @@ class Config:
         for name in ("lr", "finetune_lr"):
             check_nonneg(name, getattr(self, name), allow_inf=False)
         check_nonneg("gamma", self.gamma)
+        if self.corrector not in physics.CORRECTORS:
+            raise ValueError(
+                f"corrector must be one of {physics.CORRECTORS}; got {self.corrector!r}"
+            )
         if self.backend not in physics.BACKENDS:
             raise ValueError(f"backend must be one of {physics.BACKENDS}; got {self.backend!r}")
         if self.evaluator_data.frames != self.data.frames:

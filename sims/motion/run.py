@@ -170,6 +170,7 @@ def step_config(cfg: Config, s: Setup, *, steps: int, correct: bool = False) -> 
         k_max=s.k_max,
         correct=correct,
         backend=cfg.backend,
+        corrector=cfg.corrector,
     )
 
 

@@ -104,6 +104,7 @@ class StepConfig:
         k_max: size of the synthetic buffer (the run's largest ⌊λn⌋).
         correct: whether the synthetic motions pass through the physics corrector.
         backend: the corrector's physics backend.
+        corrector: the physics tracker (``physics.CORRECTORS``).
     """
 
     static: Any
@@ -115,6 +116,7 @@ class StepConfig:
     k_max: int = 1
     correct: bool = False
     backend: str = "mjx"
+    corrector: str = "id"
 
 
 class StepOut(NamedTuple):
@@ -212,7 +214,9 @@ def make_step(
         synth = _sample(cfg, model.params, k_pool, data, ids, mask)
         valid_synth = jnp.arange(cfg.k_max) < counts.k_synth
         if cfg.correct:
-            correct = physics.make_corrector(counts.gamma, backend=cfg.backend)
+            correct = physics.make_corrector(
+                counts.gamma, backend=cfg.backend, corrector=cfg.corrector
+            )
             used = correct(k_corr, synth, mask=valid_synth)
             # The interface returns samples only; a corrected row is one that changed (a
             # kept or fallen motion comes back bit for bit).

@@ -100,3 +100,63 @@ def test_group_stats_empty_group():
     c, s = sampling.group_stats(jax.random.key(6), jnp.ones(2), jnp.eye(2), 0)
     assert np.all(np.asarray(s) == 0.0)
     assert np.all(np.isfinite(np.asarray(c)))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_bits_to_uniform_and_normal_equal_jax_random(dtype):
+    """One block of ``random.bits`` converted by hand gives jax.random's numbers bit for bit."""
+    key = jax.random.key(7)
+    bits = jax.random.bits(key, (1000,), sampling.bits_dtype(dtype))
+    np.testing.assert_array_equal(
+        np.asarray(sampling.uniform_from_bits(bits, dtype)),
+        np.asarray(jax.random.uniform(key, (1000,), dtype)),
+    )
+    np.testing.assert_array_equal(
+        np.asarray(sampling.normal_from_bits(bits, dtype)),
+        np.asarray(jax.random.normal(key, (1000,), dtype)),
+    )
+
+
+@pytest.mark.parametrize("m", [1, 4, 30])
+def test_chisquare_table_entries_are_chisquare(m):
+    z = jax.random.normal(jax.random.key(8), (20_000, 30), jnp.float64)
+    table = np.asarray(sampling.chisquare_table(z))
+    assert table.shape == (20_000, 31) and np.all(table[:, 0] == 0.0)
+    assert scipy.stats.kstest(table[:, m], scipy.stats.chi2(m).cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("df_offset", [0, 1])
+def test_bartlett_table_is_the_bartlett_diagonal(df_offset):
+    """Entry [j, m] = √(Σ of the first m − 1 − j + offset squares of row j), 0 for m ≤ j + 1."""
+    d, m_max = 3, 9
+    z = np.random.default_rng(3).normal(size=(d, m_max - 1 + df_offset))
+    got = np.asarray(sampling.bartlett_table(jnp.asarray(z), m_max, df_offset))
+    want = np.zeros((d, m_max + 1))
+    for j in range(d):
+        for m in range(j + 2, m_max + 1):
+            want[j, m] = np.sqrt(np.sum(z[j, : m - 1 - j + df_offset] ** 2))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    with pytest.raises(ValueError, match="normals per row"):
+        sampling.bartlett_table(jnp.asarray(z[:, :-1]), m_max, df_offset)
+
+
+@pytest.mark.parametrize("k1", [8, 101, 300])
+def test_shared_inverse_equals_inversion_of_each_uniform(k1):
+    """#{j : cdf[c, j] < u} for every (uniform, table), ties and repeated uniforms included."""
+    rng = np.random.default_rng(k1)
+    cells = 13
+    cdf = np.sort(rng.uniform(size=(cells, k1)), axis=1)
+    cdf[:, -1] = 1.0
+    cdf[0] = 1.0  # a point mass at 0
+    u = rng.uniform(size=500)
+    u[:8] = cdf[1, :8]  # exact ties: cdf < u is false at equality
+    u[20:30] = u[30:40]  # repeated uniforms
+    u[40] = 0.0
+    got = np.asarray(sampling.shared_inverse(jnp.asarray(cdf), jnp.asarray(u)))
+    want = np.sum(cdf[None, :, :] < u[:, None, None], axis=-1)
+    assert got.dtype == (np.uint8 if k1 <= 255 else np.uint16)
+    np.testing.assert_array_equal(got, want)
+    # The Binomial case: the same counts as binomial_inverse's rule.
+    table = np.asarray(sampling.binomial_cdf(30, 0.4, k1 - 1))
+    got = np.asarray(sampling.shared_inverse(jnp.asarray(table[None]), jnp.asarray(u)))
+    np.testing.assert_array_equal(got[:, 0], np.sum(table[None, :] < u[:, None], axis=-1))

@@ -22,7 +22,6 @@ from theory import imperfect as imp
 from theory import operators as ops
 
 K_SE = 4.0
-F64 = jnp.float64
 
 
 def z_mean(samples, exact, k=K_SE):
@@ -33,7 +32,7 @@ def z_mean(samples, exact, k=K_SE):
 
 
 N, LAM, T, SEEDS = 10, 0.5, 15, 6000  # k = 5
-REAL = np.asarray(jax.random.normal(jax.random.key(5), (N, 1), F64)) * 0.9 + 0.2
+REAL = np.asarray(jax.random.normal(jax.random.key(5), (N, 1))) * 0.9 + 0.2
 REAL_STATS = (float(REAL.mean()), float(REAL.var()))
 
 
@@ -52,7 +51,7 @@ def test_fresh_workflow_matches_the_exact_chain():
     m = int(imp.fresh_count(LAM, gamma, N))
     assert m == 2
     spec = loop.LoopSpec("fresh", "ideal", T, N, 5)
-    runs = final_moments(spec, gamma, gauss.standard(1, F64), 1)
+    runs = final_moments(spec, gamma, gauss.standard(1), 1)
     exact = chains.augment_moments(T, N, LAM, 0.0, real=REAL_STATS, n_fresh=m)
     for got, want in zip(runs, exact, strict=True):
         z_mean(got, want)
@@ -83,9 +82,9 @@ def test_biased_fixed_point_in_two_dimensions():
     bias O(1/n) is ~0.1 SE); wrong: θ* = N(0, I), the ideal π_γ's fixed point."""
     n, k, seeds = 2000, 1000, 48
     p_c = gauss.Gaussian(jnp.asarray([0.6, -0.4]), jnp.asarray([[1.8, 0.4], [0.4, 0.7]]))
-    data = gauss.standard(2, F64)
+    data = gauss.standard(2)
     spec = loop.LoopSpec("augment", "ideal", 12, n, k)
-    reals = jax.random.normal(jax.random.key(7), (seeds, n, 2), F64)
+    reals = jax.random.normal(jax.random.key(7), (seeds, n, 2))
     keys = jax.random.split(jax.random.key(8), seeds)
     run = jax.jit(jax.vmap(lambda key, real: loop.simulate(spec, key, real, 0.5, 3.0, p_c)))
     final = run(keys, reals).final

@@ -90,7 +90,10 @@ def test_cli_rejects_bad_input_before_work(capsys):
 
 def test_workflows_smoke(tmp_path):
     """Small n makes replace collapse within 40 generations at γ = 0, and not with γ = 1."""
-    cfg = workflows.Config.smoke(gammas=(0.0, 1.0), n_real=5, lam=1.0)
+    # 32 seeds: with the smoke's 4 the last generation's seed median of λ_min is too noisy
+    # (the tables engine's stream gave 0.03 where 64 seeds give 0.21, mean of the last ten
+    # generations 0.19 at 4 seeds).
+    cfg = workflows.Config.smoke(gammas=(0.0, 1.0), n_real=5, lam=1.0, seeds=32)
     payload = workflows.report(workflows.run(cfg), tmp_path)
     assert results.read_json(tmp_path / "workflows.json")["config"]["n_real"] == 5
     assert (tmp_path / "workflows.png").stat().st_size > 20_000

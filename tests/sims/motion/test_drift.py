@@ -7,7 +7,7 @@ import pytest
 
 from sims.motion import drift as dr
 
-# The module trains a smoke evaluator (learned model): the default run, not the fast lane.
+# The module trains a smoke evaluator (a learned model): `heavy`, as test_evaluator's.
 pytestmark = pytest.mark.heavy
 
 
@@ -17,9 +17,9 @@ def results(motion_cache):
 
 
 def test_split_is_the_loops():
-    from sims.motion import config, run
+    from sims.motion import loop, run
 
-    cfg = config.Config.smoke()
+    cfg = loop.Config.smoke()
     want = run._split(cfg)
     got = dr.split(cfg.data, cfg.n_test)
     for a, b in zip(want, got, strict=True):
