@@ -23,7 +23,9 @@ model (checked in ``inverse.consts``), so M + dt·diag(D̄) has M's sparsity. No
 jitted correction then lowers to a LAPACK custom call (tested on the lowered program:
 ``tests/sims/motion/test_engine.py``), so the deadlock cannot occur. On GPU (no such
 kernels) MJX keeps its dense Newton defaults: ``lapack_free()`` decides at trace time.
-Measured on this 2-core CPU (``benchmarks/mjx_hang.py``): see the README.
+Measured on this 2-core CPU (``benchmarks/mjx_hang.py``, load 2–6): 100 consecutive jitted
+corrections of 64 motions × 60 frames per corrector, no hang (median 16.5 s per call for
+``id``, 5.9 s for ``pd``; before the fix the first call hung).
 
 Model variants (all derived from ``humanoid.build_model``, which stays the only module that
 compiles the humanoid; here copies get other options):

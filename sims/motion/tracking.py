@@ -237,9 +237,14 @@ def plan(
         if project:
             keep = inv.feasible_frames(tau, vec, c, xp)
             slip = inv.stance_slip(sites, keep, xp)
-            if not keep.all() or np.abs(slip).max() > 0:
+            # The second round only for the motions the projections changed (same numbers
+            # as recomputing all: rows are independent).
+            redo = np.flatnonzero(~keep.all(1) | (np.abs(slip).max((1, 2)) > 0))
+            if len(redo):
                 vec = inv.reinterpolate(inv.remove_slip(vec, slip, xp), keep, xp)
-                qpos, qvel, ff, lift, dz, _, _ = _evaluate(vec, q0, settings, physics, xp, st)
+                sub = _evaluate(vec[redo], q0[redo], settings, physics, xp, st)
+                for full, part in zip((qpos, qvel, ff, lift, dz), sub[:5], strict=True):
+                    full[redo] = part
     else:
         # Both rounds in one loop body: traced and compiled once.
         def body(i, carry):

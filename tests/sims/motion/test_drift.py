@@ -7,6 +7,9 @@ import pytest
 
 from sims.motion import drift as dr
 
+# The module trains a smoke evaluator (a learned model): `heavy`, as test_evaluator's.
+pytestmark = pytest.mark.heavy
+
 
 @pytest.fixture(scope="module")
 def results(motion_cache):

@@ -132,7 +132,7 @@ def test_control_law_maps_a_known_feedforward_to_the_actuator_force():
     np.testing.assert_allclose(d.actuator_force[:21], want, rtol=1e-9, atol=1e-9)
 
 
-def test_spline_interpolates_and_rotations_unwrap():
+def test_spline_interpolates_and_rotations_unwrap(float64):
     w = inv.spline_matrix(10, 5)
     s = 5
     np.testing.assert_allclose(w[1::s], np.eye(10), atol=1e-12)  # k = 0, S, 2S, … are knots
