@@ -151,9 +151,10 @@ class Config:
 
     @classmethod
     def smoke(cls) -> Config:
-        """Tests: tiny data, networks and schedule; 2 generations."""
+        """Tests: tiny data, networks and schedule; 2 generations; all four arms."""
         return cls(
             runs=((24, 1.0, 0),),
+            pd_runs=((24, 1.0, 0),),
             generations=2,
             data=ds.Config(n=64, frames=24, seed=1),
             n_test=32,

@@ -34,9 +34,23 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def smoke_run(cache, tmp_path_factory):
+    """The smoke loop (four arms), recording which tracker each traced corrector uses."""
+    from sims.motion import physics
+
     out = tmp_path_factory.mktemp("motion_run")
-    payload = report.run_loop(CFG, out, progress=False)
-    return out, payload
+    make, seen = physics.make_corrector, []
+
+    def spy(gamma, **kw):
+        seen.append(kw["corrector"])
+        return make(gamma, **kw)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(physics, "make_corrector", spy)
+    try:
+        payload = report.run_loop(CFG, out, progress=False)
+    finally:
+        mp.undo()
+    return out, payload, seen
 
 
 # ------------------------------------------------------------------ generator
@@ -132,7 +146,8 @@ def test_jitted_step_outputs(cache):
     params, _ = gen.init(CFG.generator, s.tokenizer.size, s.data["features"][s.train_idx[:24]])
     opt = optim.adam(CFG.finetune_lr)
     k = 12
-    step = loop.make_step(opt, loop.step_config(CFG, s, steps=3, arm="corrected"))
+    # The smoke run's own step (make_step is cached per StepConfig): compiled once per module.
+    step = loop.make_step(opt, loop.step_config(CFG, s, steps=CFG.finetune_steps, arm="corrected"))
     counts = loop.Counts(jnp.int32(24), jnp.int32(k), jnp.float32(np.inf))
     out = step(loop.Model(params, opt.init(params)), jax.random.key(3), s.arrays, counts)
     (new, _), losses, samples, synth, used, valid, corrected = out
@@ -149,67 +164,52 @@ def test_jitted_step_outputs(cache):
 
 @pytest.mark.heavy
 def test_smoke_run_payload_and_files(smoke_run):
-    out, payload = smoke_run
+    out, payload, _ = smoke_run
     res = payload["results"]["n=24,lam=1"]
     g = CFG.generations + 1
-    for arm in loop.ARMS:
+    assert list(res) == [*loop.ARMS, "corrected_pd"]
+    for arm in res:
         for m in ("fid", "diversity", "matching", "phys_err"):
             assert len(res[arm][m]) == g and len(res[arm][f"{m}_ci"]) == g
             lo, hi = np.asarray(res[arm][f"{m}_ci"]).T
             assert np.all(lo <= hi)
         assert np.isfinite(res[arm]["fid"]).all()
     # Generation 0 is shared by the three arms.
-    assert res["baseline"]["fid"][0] == res["iterative"]["fid"][0] == res["corrected"]["fid"][0]
-    diag = payload["diag"]["n24_s0_lam1_corrected"]
-    assert all(d["corrected_fraction"] > 0.5 for d in diag[1:])
-    assert all(d["used_phys_err"] < d["synthetic_phys_err"] for d in diag[1:])
+    assert len({arms["fid"][0] for arms in res.values()}) == 1
+    for arm in ("corrected", "corrected_pd"):
+        diag = payload["diag"][f"n24_s0_lam1_{arm}"]
+        assert all(d["corrected_fraction"] > 0.5 for d in diag[1:]), arm
+        assert all(d["used_phys_err"] < d["synthetic_phys_err"] for d in diag[1:]), arm
     assert all(d["corrected_fraction"] == 0 for d in payload["diag"]["n24_s0_lam1_iterative"][1:])
     for name in ("results.json", "fig4_motion.png", "fig5_motion.png", "fig5_motion.npz"):
         assert (out / name).stat().st_size > 1000
+    with np.load(out / "fig5_motion.npz") as z:
+        assert {"iterative", "corrected", "corrected_pd"} <= set(z.files)
     saved = json.loads((out / "results.json").read_text())
-    assert set(saved) >= {"config", "provenance", "results"}
-    assert report.loop_summary(payload).count("FID") >= 3
+    assert set(saved) >= {"config", "provenance", "results", "corrector_drifts"}
+    summary = report.loop_summary(payload)
+    assert summary.count("FID") >= 4 and "corrector drift pd" in summary
     drift = payload["corrector_drift"]
     assert drift["passes"] == [0, 1, 2, 3, 4] and drift["joint_shift"][0] == 0
     assert np.isfinite(drift["phys_err"]).all()
 
 
 @pytest.mark.heavy
-def test_fourth_arm_is_corrected_by_the_pd_tracker(cache, tmp_path, monkeypatch):
-    """``pd_runs`` adds ``corrected_pd``, whose step calls the pd tracker (C backend here:
-    no new MJX compilation), beside ``corrected`` (id); the results, the drift per corrector
-    and Fig. 5 carry it."""
-    from sims.motion import physics
-
-    seen = []
-    make = physics.make_corrector
-
-    def spy(gamma, **kw):
-        seen.append(kw["corrector"])
-        return make(gamma, **kw)
-
-    monkeypatch.setattr(physics, "make_corrector", spy)
-    cfg = dataclasses.replace(CFG, generations=1, backend="mujoco", pd_runs=CFG.runs)
-    payload = report.run_loop(cfg, tmp_path, progress=False)
-    assert sorted(set(seen)) == ["id", "pd"]
+def test_fourth_arm_is_corrected_by_the_pd_tracker(smoke_run):
+    """``pd_runs`` adds ``corrected_pd``, traced with the pd tracker beside ``corrected``
+    (id); its drift is reported beside the id tracker's, and pd moves real motions more."""
+    _, payload, seen = smoke_run
+    assert "pd" in seen and set(seen) <= {"id", "pd"}
     res = payload["results"]["n=24,lam=1"]
-    assert list(res) == [*loop.ARMS, "corrected_pd"]
-    assert res["corrected_pd"]["fid"][0] == res["corrected"]["fid"][0]  # shared generation 0
-    assert res["corrected_pd"]["fid"][1] != res["corrected"]["fid"][1]
-    diag = payload["diag"]["n24_s0_lam1_corrected_pd"]
-    assert diag[1]["corrected_fraction"] > 0.5
+    assert res["corrected_pd"]["fid"][1:] != res["corrected"]["fid"][1:]
     drifts = payload["corrector_drifts"]
     assert set(drifts) == {"id", "pd"} and payload["corrector_drift"] == drifts["id"]
-    # The two trackers' fixed points differ: pd moves the real motions more (issue 12).
     assert drifts["pd"]["hinge_rms_change"][1] > drifts["id"]["hinge_rms_change"][1]
-    with np.load(tmp_path / "fig5_motion.npz") as z:
-        assert {"iterative", "corrected", "corrected_pd"} <= set(z.files)
-    assert "corrector drift pd" in report.loop_summary(payload)
 
 
 @pytest.mark.heavy
 def test_resume_equals_uninterrupted(smoke_run, tmp_path):
-    _, payload = smoke_run
+    _, payload, _ = smoke_run
 
     class Stop(Exception):
         pass
@@ -225,7 +225,7 @@ def test_resume_equals_uninterrupted(smoke_run, tmp_path):
     with pytest.raises(ValueError, match="another config"):
         loop.run(dataclasses.replace(CFG, finetune_steps=6), tmp_path, resume=True, progress=False)
     resumed = loop.run(CFG, tmp_path, resume=True, progress=False)
-    for arm in loop.ARMS:
+    for arm in payload["results"]["n=24,lam=1"]:
         for m in ("fid", "diversity", "matching", "phys_err"):
             np.testing.assert_allclose(
                 resumed["results"]["n=24,lam=1"][arm][m],
