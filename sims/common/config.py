@@ -40,16 +40,25 @@ config back with ``from_args``:
   mutually exclusive group (``--smoke``, ``--quick``, ``--long``, ``--full``); the flags
   the user gives override the preset's values (a preset is called with them as keyword
   arguments when it accepts ``**overrides``, else they are applied with
-  ``dataclasses.replace``).
+  ``dataclasses.replace``);
+- nested configs: a field whose type is a config dataclass, declared
+  ``option(default_factory=..., nested=("n", "frames"))``, offers the named fields of the
+  nested config under their own flags (``--n``, ``--frames``); the flags replace those
+  fields in the preset's (or the default) nested config;
+- ``nargs="+"`` makes a tuple field space separated (``--index 3 5``);
+- flags that are not one field each (motion's ``--n``, ``--lams``, ``--seeds`` build
+  ``runs`` as their product; ``--compare-pd`` sets ``pd_runs``; one ``--seed`` that seeds
+  two configs) go in an ``Adapter``: its ``Flag`` list and one rule ``apply(base, given)``
+  from the preset's config and the given flags to field values. The config's constructor
+  validates the result like any other.
 
-Converting a command (the digits and motion CLIs still parse by hand): give its config
-fields ``option`` metadata (``flag="--physics"`` where the flag's name differs from the
-field, ``parse=`` for a composite value), register it with ``sims.cli.add_command(sub,
-name, Config, handler, presets=("quick", "long", "full", "smoke"), default_preset="quick",
-extra=...)`` and put the flags that are not config fields (``--out``, ``--resume``,
-``--no-progress``) in ``extra``. A flag that sets several fields at once (motion's ``--n``,
-``--lams``, ``--seeds`` build ``runs``) is best a field of its own that ``__post_init__``
-expands.
+Adding a command: give its config fields ``option`` metadata (``flag="--physics"`` where
+the flag's name differs from the field, ``parse=`` for a composite value), register it
+with ``sims.cli.add_command(sub, name, Config, handler, presets=("quick", "long", "full",
+"smoke"), default_preset="quick", extra=..., adapter=...)`` and put the flags that are not
+config fields (``--out``, ``--resume``, ``--no-progress``) in ``extra``. A subcommand's
+parser (``scsc motion demo``) is built the same way under its parent's subparsers; its
+config sees only its own flags.
 
 Errors. A value that cannot be parsed is an argparse error (exit status 2, naming the
 flag); a value out of range is a ``ValueError`` from the config's own validation, which
@@ -60,7 +69,7 @@ Why a small generator and not a library (tyro, typer): every existing flag must 
 name and meaning, and several do not fit those libraries' conventions (``--seeds 32`` is a
 count while ``--seeds 0,5,7`` is a list; lists are comma separated, not space separated;
 presets are one mutually exclusive flag group whose values the other flags override), and
-the lent GPU machine installs nothing from the network. The generator is about 200 lines
+the lent GPU machine installs nothing from the network. The generator is about 300 lines
 over ``dataclasses.fields`` and ``typing.get_type_hints``.
 """
 
