@@ -11,10 +11,11 @@ The CLI only parses, builds the config, calls the experiment's ``run(cfg)`` and
 ``report(results, out)`` (``sims.gaussian.{bounds,toy,phase,workflows,effective}``,
 ``sims.digits.report``) and prints what happened; notebooks call the same two functions.
 To add a command, write a handler ``handler(cfg, args) -> int`` and register it with
-``add_command`` (flags that are not config fields, such as ``--out``, go in ``extra``).
-``scsc motion`` is still added by its own module (``sims.motion.cli``): its ``--n``,
-``--lams`` and ``--seeds`` flags build one field (``runs``) and it carries the physics
-subcommands.
+``add_command`` (flags that are not config fields, such as ``--out``, go in ``extra``;
+flags that set fields only together, such as ``scsc motion``'s ``--n``/``--lams``/
+``--seeds`` → ``runs``, go in a ``sims.common.config.Adapter``). ``scsc motion`` and its
+subcommands ``demo``, ``drift``, ``render``, ``dataset`` are registered the same way by
+``sims.motion.cli.add_parser``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def add_command(
     extra: Callable[[argparse.ArgumentParser], None] | None = None,
     presets=None,
     default_preset: str | None = None,
+    adapter: config.Adapter | None = None,
 ) -> argparse.ArgumentParser:
     """Adds subcommand ``name`` whose flags are ``cls``'s fields (``sims.common.config``).
 
@@ -52,10 +54,10 @@ def add_command(
         help: one line for ``scsc --help``.
         out: default of ``--out`` (None: no ``--out`` flag).
         extra: adds the flags that are not config fields.
-        presets, default_preset: as in ``sims.common.config.add_arguments``.
+        presets, default_preset, adapter: as in ``sims.common.config.add_arguments``.
     """
     p = sub.add_parser(name, help=help, description=help)
-    config.add_arguments(p, cls, presets=presets, default_preset=default_preset)
+    config.add_arguments(p, cls, presets=presets, default_preset=default_preset, adapter=adapter)
     if out is not None:
         p.add_argument("--out", default=out, help=f"output directory (default: {out})")
     if extra is not None:
@@ -205,7 +207,7 @@ def _digits_command(cfg, args) -> int:
     return 0
 
 
-def _loop_flags(q) -> None:
+def loop_flags(q) -> None:
     """The flags of a learned-model loop that are not config fields."""
     q.add_argument("--out", help="output directory (default out/<command>_<preset>)")
     q.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -295,7 +297,7 @@ def parser() -> argparse.ArgumentParser:
         digits_config.Config,
         _digits_command,
         help="digit-image loop: DDPM + K-means correction (Figs. 3, 7, 8)",
-        extra=_loop_flags,
+        extra=loop_flags,
         presets=("quick", "long", "full", "smoke"),
         default_preset="quick",
     )
@@ -334,7 +336,8 @@ def main(argv=None) -> int:
             enable_compilation_cache()
         return args.func(args) if cfg is None else args.func(cfg, args)
     except ValueError as e:
-        print(f"scsc {args.command}: error: {e}", file=sys.stderr)
+        name = " ".join(filter(None, (args.command, getattr(args, "motion_command", None))))
+        print(f"scsc {name}: error: {e}", file=sys.stderr)
         return 2
 
 

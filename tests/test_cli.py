@@ -85,8 +85,21 @@ FLAGS_BEFORE = {
         "--physics",
         "--no-progress",
         "--watchdog",
+        "--corrector",
+        "--compare-pd",
+        "--no-compare-pd",
     ],
-    "motion demo": ["--n", "--frames", "--seed", "--backend", "--per-class", "--out", "--no-gif"],
+    "motion demo": [
+        "--n",
+        "--frames",
+        "--seed",
+        "--backend",
+        "--per-class",
+        "--out",
+        "--no-gif",
+        "--smoke",
+    ],
+    "motion drift": ["--corrector", "--passes", "--n", "--backend", "--out", "--smoke"],
     "motion render": [
         "--n",
         "--frames",
@@ -105,6 +118,11 @@ CHOICES_BEFORE = {
     ("gaussian-toy", "--workflow"): {"augment", "replace", "accumulate", "toy"},
     ("phase", "--workflow"): {"augment", "accumulate", "replace"},
     ("effective-gamma", "--criterion"): {"energy", "ks"},
+    ("motion", "--physics"): {"mjx", "mujoco"},
+    ("motion", "--corrector"): {"id", "pd"},
+    ("motion demo", "--backend"): {"mjx", "mujoco"},
+    ("motion render", "--backend"): {"mjx", "mujoco"},
+    ("motion drift", "--backend"): {"mjx", "mujoco"},
 }
 
 
@@ -171,6 +189,35 @@ def test_defaults_and_flag_meanings_are_unchanged():
     assert _parse(["bound", "--lam", "0.3", "--gamma", "inf"]) == bounds.Query(0.3, float("inf"))
 
 
+def test_motion_defaults_and_flag_meanings_are_unchanged():
+    """scsc motion: presets, the adapters (runs = n × λ × seeds, pd_runs, a shared
+    --seed) and every subcommand's defaults as before the CLI was generated."""
+    from sims.motion import cli as motion_cli
+    from sims.motion import dataset as ds
+    from sims.motion import demo, drift
+    from sims.motion.config import Config
+
+    for mode in ("quick", "long", "full", "smoke"):
+        assert _parse(["motion", f"--{mode}"]) == getattr(Config, mode)()
+    cfg = _parse(["motion", "--quick", "--n", "64,128", "--lams", "0.5", "--seeds", "3"])
+    assert cfg.runs == ((64, 0.5, 3), (128, 0.5, 3)) and cfg.pd_runs == ()
+    assert _parse(["motion", "--long", "--no-compare-pd"]).pd_runs == ()
+    assert _parse(["motion", "--quick", "--physics", "mujoco"]).backend == "mujoco"
+    assert _parse(["motion", "demo"]) == demo.Config()
+    assert _parse(["motion", "demo", "--smoke"]) == demo.Config.smoke()
+    d = _parse(["motion", "demo", "--n", "200", "--frames", "40", "--seed", "3"])
+    assert d == demo.Config(dataset=ds.Config(n=200, frames=40, seed=3), seed=3)
+    assert _parse(["motion", "drift"]) == drift.Config()
+    assert _parse(["motion", "drift", "--smoke"]) == drift.Config.smoke()
+    args = cli.parser().parse_args(["motion", "drift", "--corrector", "id,pd"])
+    assert args.correctors == ("id", "pd")
+    r = _parse(["motion", "render", "--index", "3", "5", "--corruption", "slide"])
+    assert r == motion_cli.RenderConfig(index=(3, 5), corruption="slide")
+    assert _parse(["motion", "dataset", "--n", "30"]) == ds.Config(n=30)
+    args = cli.parser().parse_args(["motion", "--long", "--watchdog", "900"])
+    assert args.watchdog == 900 and args._preset == "long" and args.out is None
+
+
 def test_bound_json():
     # A fresh process: the CLI must switch float64 on itself (tests run in float32).
     args = ["bound", "--lam", "0.3", "--gamma", "1", "--t", "50", "--tau", "0.01", "--err0", "1"]
@@ -232,6 +279,21 @@ BAD = [
     (["digits", "--smoke", "--seed", "-1"], "seed"),
     (["motion", "--smoke", "--lams", "a"], "lams"),
     (["motion", "--smoke", "--generations", "x"], "--generations"),
+    (["motion"], "needs a loop mode"),
+    (["motion", "--quick", "--n", "0"], "n must be an integer >= 1"),
+    (["motion", "--quick", "--n", "64", "--seeds", "-1"], "seed must be a non-negative"),
+    (["motion", "--quick", "--gamma", "-1"], "gamma must lie in [0, inf]"),
+    (["motion", "--quick", "--physics", "gpu"], "--physics"),
+    (["motion", "--long", "--corrector", "pd", "--compare-pd"], "same chain"),
+    (["motion", "--quick", "--n-test", "8"], "n_test must be >= 32"),
+    (["motion", "demo", "--per-class", "100"], "per_class"),
+    (["motion", "demo", "--frames", "10"], "frames must be an integer in [20, 400]"),
+    (["motion", "demo", "--correctors", "id,zz"], "correctors must be each one of"),
+    (["motion", "drift", "--corrector", "xyz"], "--corrector"),
+    (["motion", "drift", "--n", "8"], "n must be >= 32"),
+    (["motion", "render", "--index", "600"], "index must lie in [0, n)"),
+    (["motion", "render", "--corruption", "bogus"], "--corruption"),
+    (["motion", "dataset", "--seed", "-2"], "seed must be a non-negative integer"),
 ]
 
 

@@ -40,16 +40,25 @@ config back with ``from_args``:
   mutually exclusive group (``--smoke``, ``--quick``, ``--long``, ``--full``); the flags
   the user gives override the preset's values (a preset is called with them as keyword
   arguments when it accepts ``**overrides``, else they are applied with
-  ``dataclasses.replace``).
+  ``dataclasses.replace``);
+- nested configs: a field whose type is a config dataclass, declared
+  ``option(default_factory=..., nested=("n", "frames"))``, offers the named fields of the
+  nested config under their own flags (``--n``, ``--frames``); the flags replace those
+  fields in the preset's (or the default) nested config;
+- ``nargs="+"`` makes a tuple field space separated (``--index 3 5``);
+- flags that are not one field each (motion's ``--n``, ``--lams``, ``--seeds`` build
+  ``runs`` as their product; ``--compare-pd`` sets ``pd_runs``; one ``--seed`` that seeds
+  two configs) go in an ``Adapter``: its ``Flag`` list and one rule ``apply(base, given)``
+  from the preset's config and the given flags to field values. The config's constructor
+  validates the result like any other.
 
-Converting a command (the digits and motion CLIs still parse by hand): give its config
-fields ``option`` metadata (``flag="--physics"`` where the flag's name differs from the
-field, ``parse=`` for a composite value), register it with ``sims.cli.add_command(sub,
-name, Config, handler, presets=("quick", "long", "full", "smoke"), default_preset="quick",
-extra=...)`` and put the flags that are not config fields (``--out``, ``--resume``,
-``--no-progress``) in ``extra``. A flag that sets several fields at once (motion's ``--n``,
-``--lams``, ``--seeds`` build ``runs``) is best a field of its own that ``__post_init__``
-expands.
+Adding a command: give its config fields ``option`` metadata (``flag="--physics"`` where
+the flag's name differs from the field, ``parse=`` for a composite value), register it
+with ``sims.cli.add_command(sub, name, Config, handler, presets=("quick", "long", "full",
+"smoke"), default_preset="quick", extra=..., adapter=...)`` and put the flags that are not
+config fields (``--out``, ``--resume``, ``--no-progress``) in ``extra``. A subcommand's
+parser (``scsc motion demo``) is built the same way under its parent's subparsers; its
+config sees only its own flags.
 
 Errors. A value that cannot be parsed is an argparse error (exit status 2, naming the
 flag); a value out of range is a ``ValueError`` from the config's own validation, which
@@ -60,7 +69,7 @@ Why a small generator and not a library (tyro, typer): every existing flag must 
 name and meaning, and several do not fit those libraries' conventions (``--seeds 32`` is a
 count while ``--seeds 0,5,7`` is a list; lists are comma separated, not space separated;
 presets are one mutually exclusive flag group whose values the other flags override), and
-the lent GPU machine installs nothing from the network. The generator is about 200 lines
+the lent GPU machine installs nothing from the network. The generator is about 300 lines
 over ``dataclasses.fields`` and ``typing.get_type_hints``.
 """
 
@@ -83,7 +92,10 @@ from theory._checks import check_nonneg, check_positive_int
 
 __all__ = [
     "PRESETS",
+    "Adapter",
+    "Flag",
     "add_arguments",
+    "at_least",
     "comma_list",
     "from_args",
     "in_open_unit",
@@ -115,6 +127,8 @@ def option(
     metavar: str | None = None,
     flag: Any = dataclasses.MISSING,
     default_text: str | None = None,
+    nested: Sequence[str] | None = None,
+    nargs: str | None = None,
 ) -> Any:
     """A dataclass field with what the CLI and the validator need (see the module doc).
 
@@ -132,6 +146,11 @@ def option(
         metavar: argparse metavar.
         flag: the flag (e.g. ``"--n"``); None keeps the field off the command line.
         default_text: how the help shows the default (default: the value itself).
+        nested: for a field that is itself a config dataclass: the names of its fields
+            that get flags here (under their own flag names); the command line then
+            replaces only those in the nested config (the preset's or the default one).
+        nargs: ``"+"`` for a tuple field given as space-separated values
+            (``--index 3 5``) instead of a comma list.
     """
     meta = {
         "help": help,
@@ -141,6 +160,8 @@ def option(
         "metavar": metavar,
         "flag": flag,
         "default_text": default_text,
+        "nested": None if nested is None else tuple(nested),
+        "nargs": nargs,
     }
     return dataclasses.field(
         default=default, default_factory=default_factory, metadata={_META: meta}
@@ -177,6 +198,17 @@ def nonneg_int(name: str, value) -> None:
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
             what = "non-negative integers" if many else "a non-negative integer"
             raise ValueError(f"{name} must be {what}; got {v!r}")
+
+
+def at_least(k: int) -> Callable[[str, Any], None]:
+    """A check: an integer >= ``k`` (a test set that must fill an R-precision batch)."""
+
+    def run(name: str, value) -> None:
+        positive_int(name, value)
+        if value < k:
+            raise ValueError(f"{name} must be >= {k}; got {value}")
+
+    return run
 
 
 def in_open_unit(name: str, value) -> None:
@@ -293,16 +325,25 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false; got {text!r}")
 
 
-def comma_list(item: Callable[[str], Any], what: str = "values") -> Callable[[str], tuple]:
-    """A parser of ``"a,b,c"`` into a tuple of ``item(a), ...`` (empty entries skipped)."""
+def comma_list(
+    item: Callable[[str], Any], what: str = "values", choices: Sequence | None = None
+) -> Callable[[str], tuple]:
+    """A parser of ``"a,b,c"`` into a tuple of ``item(a), ...`` (empty entries skipped),
+    each in ``choices`` when given."""
 
     def parse(text: str) -> tuple:
         try:
-            return tuple(item(s.strip()) for s in text.split(",") if s.strip())
+            out = tuple(item(s.strip()) for s in text.split(",") if s.strip())
         except (ValueError, TypeError):
             raise argparse.ArgumentTypeError(
                 f"expected comma-separated {what}; got {text!r}"
             ) from None
+        bad = [v for v in out if choices is not None and v not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {what} of {tuple(choices)}; got {bad[0]!r}"
+            )
+        return out
 
     parse.__name__ = f"comma list of {what}"
     return parse
@@ -390,6 +431,94 @@ def presets_of(cls) -> tuple[str, ...]:
     return tuple(p for p in PRESETS if callable(getattr(cls, p, None)))
 
 
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """A command-line flag that is not a config field (its value goes to an ``Adapter``).
+
+    Attributes:
+        name: the flag, e.g. ``"--n"``.
+        dest: its key in the ``given`` dict the adapter receives.
+        help: the help line.
+        parse: string → value; None makes a ``--x`` / ``--no-x`` switch.
+        metavar: argparse metavar.
+    """
+
+    name: str
+    dest: str
+    help: str
+    parse: Callable[[str], Any] | None = None
+    metavar: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Adapter:
+    """Flags that set fields only together or through a rule, and that rule.
+
+    ``apply(base, given) -> given`` receives the preset's (or the default) config and the
+    flags the user gave (field names, ``outer.inner`` for nested fields, and the
+    ``Flag.dest`` of ``flags``) and returns the field values to set (without the
+    ``Flag.dest`` keys). It is called on every build, so a rule such as "drop the pd arm
+    when ``corrector`` is ``pd``" holds for plain field flags too. Validation stays in the
+    config's constructor, which checks whatever the adapter returns.
+
+    Attributes:
+        flags: the extra flags.
+        apply: the rule.
+    """
+
+    flags: tuple[Flag, ...] = ()
+    apply: Callable[[Any, dict[str, Any]], dict[str, Any]] = lambda base, given: given
+
+
+def _field_default(f: dataclasses.Field, base) -> Any:
+    if base is not None:
+        return getattr(base, f.name)
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return _UNSET
+
+
+def _add_field(parser, f, tp, help_text: str, default, dest: str, required: bool) -> None:
+    meta = _meta(f)
+    help_text = (meta.get("help") or help_text).rstrip(".")
+    inner, _ = _split_optional(tp)
+    nargs = meta.get("nargs")
+    if _is_tuple(inner) and meta.get("parse") is None and nargs is None:
+        of = f" of: {', '.join(map(str, meta['choices']))}" if meta.get("choices") else ""
+        help_text = f"{help_text}; a comma list{of}"
+    if default not in (_UNSET, None) and not required:
+        shown = _default_text(f, default)
+        if nargs is not None and isinstance(default, tuple):
+            shown = " ".join(map(str, default))
+        help_text = f"{help_text} (default: {shown})" if help_text else f"default: {shown}"
+    kwargs: dict[str, Any] = {
+        "dest": dest,
+        "default": _UNSET,
+        "help": help_text.replace("%", "%%"),
+        # A nested field's metavar is its own name (N, not DATASET.N).
+        "metavar": meta.get("metavar") or (dest.split(".")[-1].upper() if "." in dest else None),
+        "required": required,
+    }
+    choices = meta.get("choices")
+    if inner is bool and meta.get("parse") is None:
+        kwargs["action"] = argparse.BooleanOptionalAction
+        kwargs.pop("metavar")
+    elif nargs is not None:
+        if not _is_tuple(inner):
+            raise TypeError(f"{f.name}: nargs= needs a tuple[T, ...] field")
+        kwargs["nargs"] = nargs
+        kwargs["type"] = meta.get("parse") or _scalar_parser(typing.get_args(inner)[0])
+        if choices is not None:
+            kwargs["choices"] = choices
+    else:
+        kwargs["type"] = _parser_for(f, tp)
+        if choices is not None and not _is_tuple(inner):
+            kwargs["choices"] = choices
+    parser.add_argument(_flag(f), **kwargs)
+
+
 def add_arguments(
     parser: argparse.ArgumentParser,
     cls,
@@ -397,6 +526,7 @@ def add_arguments(
     presets: Sequence[str] | None = None,
     default_preset: str | None = None,
     skip: Sequence[str] = (),
+    adapter: Adapter | None = None,
 ) -> None:
     """Adds one flag per field of the config dataclass ``cls`` (and its preset flags).
 
@@ -408,72 +538,86 @@ def add_arguments(
         default_preset: the preset used when no preset flag is given (default: the
             dataclass defaults, ``cls()``).
         skip: fields to keep off this command line (their value is the preset's).
+        adapter: flags that are not fields and the rule that turns them into fields.
     """
     presets = presets_of(cls) if presets is None else tuple(presets)
-    parser.set_defaults(_config_cls=cls, _preset=default_preset)
     if presets:
         group = parser.add_mutually_exclusive_group()
         for name in presets:
-            doc = (inspect.getdoc(getattr(cls, name)) or "").split("\n")[0]
+            doc = (inspect.getdoc(getattr(cls, name)) or "").split("\n\n")[0]
+            doc = " ".join(doc.replace("``", "").split()).replace("%", "%%")
             group.add_argument(
                 f"--{name}", dest="_preset", action="store_const", const=name, help=doc or None
             )
     base = getattr(cls, default_preset)() if default_preset else None
     hints = _hints(cls)
     docs = _docstring_help(cls)
+    dests: list[str] = []
     for f in dataclasses.fields(cls):
         flag = _flag(f)
         if flag is None or f.name in skip or not f.init:
             continue
-        meta = _meta(f)
         tp = hints[f.name]
+        nested = _meta(f).get("nested")
+        if nested is not None:
+            sub = _field_default(f, base)
+            sub_cls = _split_optional(tp)[0]
+            sub_hints, sub_docs = _hints(sub_cls), _docstring_help(sub_cls)
+            for g in dataclasses.fields(sub_cls):
+                if g.name not in nested:
+                    continue
+                what = sub_docs.get(g.name, g.name).rstrip(".")
+                dest = f"{f.name}.{g.name}"
+                _add_field(
+                    parser, g, sub_hints[g.name], f"{what} ({dest})", getattr(sub, g.name),
+                    dest, required=False,
+                )  # fmt: skip
+                dests.append(dest)
+            unknown = set(nested) - {g.name for g in dataclasses.fields(sub_cls)}
+            if unknown:
+                raise TypeError(f"{f.name}: nested= names no field {sorted(unknown)}")
+            continue
         # A field without a default is a required flag, unless a preset can supply it
         # (then ``from_args`` reports it missing when no preset was chosen).
         required = _required(f) and not presets and default_preset is None
-        help_text = (meta.get("help") or docs.get(f.name, "")).rstrip(".")
-        if base is not None:
-            default = getattr(base, f.name)
-        elif f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = _UNSET
-        inner, _ = _split_optional(tp)
-        if _is_tuple(inner) and meta.get("parse") is None:
-            of = f" of: {', '.join(map(str, meta['choices']))}" if meta.get("choices") else ""
-            help_text = f"{help_text}; a comma list{of}"
-        if default not in (_UNSET, None) and not required:
-            shown = _default_text(f, default)
-            help_text = f"{help_text} (default: {shown})" if help_text else f"default: {shown}"
-        kwargs: dict[str, Any] = {
-            "dest": f.name,
-            "default": _UNSET,
-            "help": help_text.replace("%", "%%"),
-            "metavar": meta.get("metavar"),
-            "required": required,
-        }
-        if inner is bool and meta.get("parse") is None:
+        _add_field(parser, f, tp, docs.get(f.name, ""), _field_default(f, base), f.name, required)
+        dests.append(f.name)
+    for extra in adapter.flags if adapter is not None else ():
+        kwargs: dict[str, Any] = {"dest": extra.dest, "default": _UNSET, "help": extra.help}
+        if extra.parse is None:
             kwargs["action"] = argparse.BooleanOptionalAction
-            kwargs.pop("metavar")
         else:
-            kwargs["type"] = _parser_for(f, tp)
-            choices = meta.get("choices")
-            if choices is not None and not _is_tuple(inner):
-                kwargs["choices"] = choices
-        parser.add_argument(flag, **kwargs)
+            kwargs.update(type=extra.parse, metavar=extra.metavar)
+        parser.add_argument(extra.name, **kwargs)
+        dests.append(extra.dest)
+    # Every key is set, so a subcommand's parser replaces its parent command's in the
+    # namespace (argparse copies a subparser's namespace over the parent's).
+    parser.set_defaults(
+        _config_cls=cls, _preset=default_preset, _config_dests=tuple(dests), _adapter=adapter
+    )
 
 
 def from_args(args: argparse.Namespace, cls=None):
     """The config the parsed ``args`` describe: the preset (or defaults) with every flag
-    the user gave applied. Validation happens in the config's constructor (ValueError)."""
+    the user gave applied (through the command's ``Adapter``, if any). Validation happens
+    in the config's constructor (ValueError)."""
     cls = cls or args._config_cls
-    given = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(cls)
-        if getattr(args, f.name, _UNSET) is not _UNSET
-    }
+    dests = getattr(args, "_config_dests", None)
+    if dests is None:  # a parser built without add_arguments' defaults
+        dests = tuple(f.name for f in dataclasses.fields(cls))
+    given = {d: getattr(args, d) for d in dests if getattr(args, d, _UNSET) is not _UNSET}
     preset = getattr(args, "_preset", None)
+    adapter = getattr(args, "_adapter", None)
+    needs_base = adapter is not None or any("." in k for k in given)
+    base = None
+    if needs_base:
+        base = getattr(cls, preset)() if preset else cls()
+    if adapter is not None:
+        given = adapter.apply(base, dict(given))
+    for key in [k for k in given if "." in k]:  # nested fields: replace inside the config
+        outer, inner = key.split(".", 1)
+        current = given.get(outer, getattr(base, outer))
+        given[outer] = dataclasses.replace(current, **{inner: given.pop(key)})
     if preset is None:
         missing = [f for f in dataclasses.fields(cls) if _required(f) and f.name not in given]
         if missing:

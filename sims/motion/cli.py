@@ -1,35 +1,148 @@
 """``scsc motion``: the self-consuming motion loop and the physics engine from the shell.
 
-``scsc motion --quick|--long|--full`` runs the loop (``sims.motion.loop``; ``--quick``:
+``scsc motion --quick|--long|--full`` runs the loop (``sims.motion.run``; ``--quick``:
 n = 64, λ = 1, three arms, 6 generations, CPU < 15 min; ``--long``: n = 64 at λ ∈
 {0.5, 1} with seeds 0–2 at λ = 1 and n = 256 at λ = 0.25, 20 generations; ``--full``:
 paper scale, GPU). A run writes checkpoints, ``results.json`` (the Fig. 4 data schema),
 ``fig5_motion.npz`` and its figures into ``--out``; ``--resume`` continues a killed run.
 Only ``scsc figures`` writes into ``figures/``.
-``scsc motion demo|render|dataset`` drive the physics engine alone.
+``scsc motion demo|drift|render|dataset`` drive the physics engine alone.
 
-Arguments are validated (by the config dataclasses) before any simulation or compilation.
+Every flag is generated from a config dataclass (``sims.common.config``): the loop's from
+``sims.motion.config.Config`` (``--physics`` is its ``backend``), ``demo`` from
+``sims.motion.demo.Config``, ``drift`` from ``sims.motion.drift.Config``, ``render`` from
+``RenderConfig`` and ``dataset`` from ``sims.motion.dataset.Config``; nested dataset
+fields (``--n``, ``--frames``) through ``option(nested=...)``. Two small adapters
+(``sims.common.config.Adapter``) hold the flags that are not one field each:
+
+- ``LOOP_FLAGS``: ``--n``, ``--lams``, ``--seeds`` build ``runs`` as the product
+  n × λ × seeds (a list not given is the preset's n or λ values, seeds ``0``), and
+  ``--compare-pd`` / ``--no-compare-pd`` set ``pd_runs`` to every run / none; without it
+  ``pd_runs`` is the preset's restricted to the runs that remain, and empty when
+  ``--corrector pd`` is given (the corrected arm is the pd tracker already).
+- ``SHARED_SEED``: ``demo`` and ``render``'s ``--seed`` seeds the corruptions and the
+  dataset (as before the CLI was generated).
+
+Every value is validated by the config dataclasses before any simulation or compilation.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
+import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from sims.common import watchdog
+from sims.common import config, watchdog
+from sims.common.config import option
+from sims.motion import corrupt as cr
+from sims.motion import dataset as ds
+from sims.motion import physics as ph
 
-__all__ = ["LOOP_MODES", "add_parser", "figures", "loop_config"]
+__all__ = [
+    "LOOP_FLAGS",
+    "LOOP_MODES",
+    "SHARED_SEED",
+    "RenderConfig",
+    "add_parser",
+    "figures",
+    "loop_config",
+]
 
 LOOP_MODES = ("quick", "long", "full", "smoke")
 
 
-def _dataset_cfg(args):
-    from sims.motion import dataset as ds
+@dataclasses.dataclass(frozen=True)
+class RenderConfig:
+    """``scsc motion render``: dataset motions drawn, with a corruption and its correction.
 
-    return ds.Config(n=args.n, frames=args.frames, seed=args.seed)
+    Attributes:
+        dataset: the dataset the motions come from.
+        index: dataset indices shown (space-separated).
+        corruption: also show this corruption and its correction.
+        backend: physics backend of the correction.
+        seed: key of the corruption (``--seed`` seeds the dataset too).
+        stride: GIF frame stride.
+    """
+
+    dataset: ds.Config = option(default_factory=ds.Config, nested=("n", "frames"))
+    index: tuple[int, ...] = option((0,), nargs="+")
+    corruption: str | None = option(None, choices=cr.CORRUPTIONS)
+    backend: str = option("mujoco", choices=ph.BACKENDS)
+    seed: int = option(0, check=config.nonneg_int)
+    stride: int = option(2, check=config.positive_int)
+
+    def __post_init__(self):
+        config.validate(self)
+        n = self.dataset.n
+        if not self.index or any(
+            isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n for i in self.index
+        ):
+            raise ValueError(f"index must lie in [0, n) = [0, {n}); got {list(self.index)}")
+
+
+def _seed_everywhere(base, given: dict) -> dict:
+    if "seed" in given:
+        given.setdefault("dataset.seed", given["seed"])
+    return given
+
+
+SHARED_SEED = config.Adapter(apply=_seed_everywhere)
+
+
+def _runs_and_pd(base, given: dict) -> dict:
+    """``runs`` = n × λ × seeds and ``pd_runs`` from the loop's extra flags (module doc)."""
+    ns, lams, seeds = (given.pop(k, None) for k in ("runs_n", "runs_lams", "runs_seeds"))
+    compare = given.pop("compare_pd", None)
+    runs = base.runs
+    if ns or lams or seeds:
+        ns = ns or tuple(sorted({r[0] for r in base.runs}))
+        lams = lams or tuple(sorted({r[1] for r in base.runs}))
+        runs = tuple((n, lam, s) for n in ns for lam in lams for s in seeds or (0,))
+        given["runs"] = runs
+    if compare is not None:
+        given["pd_runs"] = runs if compare else ()
+    elif given.get("corrector") == "pd":
+        given["pd_runs"] = ()  # the corrected arm is the pd tracker already
+    else:
+        given["pd_runs"] = tuple(r for r in base.pd_runs if r in runs)
+    return given
+
+
+LOOP_FLAGS = config.Adapter(
+    flags=(
+        config.Flag(
+            "--n",
+            "runs_n",
+            "comma list of real-set sizes n (runs = n × λ × seeds; default: the preset's)",
+            config.comma_list(int, "integers"),
+            "N,...",
+        ),
+        config.Flag(
+            "--lams",
+            "runs_lams",
+            "comma list of λ >= 0 (runs = n × λ × seeds; default: the preset's)",
+            config.comma_list(float, "numbers"),
+            "LAM,...",
+        ),
+        config.Flag(
+            "--seeds",
+            "runs_seeds",
+            "comma list of seeds >= 0 (with --n or --lams; default: 0)",
+            config.comma_list(int, "integers"),
+            "SEED,...",
+        ),
+        config.Flag(
+            "--compare-pd",
+            "compare_pd",
+            "add the fourth arm, corrected by the pd tracker, to every run (--no-compare-pd: "
+            "to none; default: the preset's, --long has it at n = 64, λ = 1)",
+        ),
+    ),
+    apply=_runs_and_pd,
+)
 
 
 def run_demo(cfg, out_dir: Path, gif: bool = True, prov: dict | None = None) -> dict:
@@ -149,70 +262,45 @@ def render_dataset(cfg, out_dir: Path, prov: dict | None = None) -> Path:
     return path
 
 
-def _demo(args) -> int:
-    from sims.motion import demo
-
-    cfg = (
-        demo.Config.smoke()
-        if args.smoke
-        else demo.Config(
-            dataset=_dataset_cfg(args),
-            per_class=args.per_class,
-            backend=args.backend,
-            seed=args.seed,
-        )
-    )
+def _demo(cfg, args) -> int:
     run_demo(cfg, Path(args.out), gif=not args.no_gif)
     return 0
 
 
-def _render(args) -> int:
+def _render(cfg, args) -> int:
     import jax
 
-    from sims.motion import corrupt as cr
-    from sims.motion import dataset as ds
-    from sims.motion import physics as ph
     from sims.motion import render
 
-    cfg = _dataset_cfg(args)
-    if args.corruption is not None and args.corruption not in cr.CORRUPTIONS:
-        raise ValueError(f"corruption must be one of {cr.CORRUPTIONS}; got {args.corruption!r}")
-    if any(i < 0 or i >= cfg.n for i in args.index):
-        raise ValueError(f"index must lie in [0, n) = [0, {cfg.n}); got {args.index}")
-    data = ds.load(cfg)
-    gt = data["qpos"][list(args.index)]
+    data = ds.load(cfg.dataset)
+    gt = data["qpos"][list(cfg.index)]
     motions, titles = [], []
-    for k, i in enumerate(args.index):
+    for k, i in enumerate(cfg.index):
         motions.append(gt[k])
         titles.append(f"#{i} ground truth")
-        if args.corruption:
-            bad = cr.corrupt(jax.random.key(args.seed), gt[k : k + 1], args.corruption)
-            fixed, _ = ph.simulate(bad, backend=args.backend)
+        if cfg.corruption:
+            bad = cr.corrupt(jax.random.key(cfg.seed), gt[k : k + 1], cfg.corruption)
+            fixed, _ = ph.simulate(bad, backend=cfg.backend)
             motions += [np.asarray(bad[0]), np.asarray(fixed[0])]
-            titles += [f"{args.corruption} (uncorrected)", "corrected"]
+            titles += [f"{cfg.corruption} (uncorrected)", "corrected"]
     out = Path(args.out)
-    suptitle = " | ".join(str(data["texts"][i]) for i in args.index)
+    suptitle = " | ".join(str(data["texts"][i]) for i in cfg.index)
     if out.suffix == ".png":
         path = render.strip([("", motions, titles)], out, footer=suptitle)
     else:
-        path = render.animate(motions, titles, out, suptitle=suptitle, stride=args.stride)
+        path = render.animate(motions, titles, out, suptitle=suptitle, stride=cfg.stride)
     print(f"wrote {path}")
     return 0
 
 
-def _drift(args) -> int:
+def _drift(cfg, args) -> int:
     """``scsc motion drift``: the corrector applied again and again to real motions."""
     from sims.motion import drift
 
-    names = [c.strip() for c in args.corrector.split(",") if c.strip()]
-    cfgs = [
-        drift.Config.smoke(c)
-        if args.smoke
-        else drift.Config(corrector=c, passes=args.passes, n=args.n, backend=args.backend)
-        for c in names
-    ]
-    if not cfgs:
-        raise ValueError("corrector must name at least one of id, pd")
+    if not args.correctors:
+        raise ValueError(f"corrector must name at least one of {', '.join(ph.CORRECTORS)}")
+    # One validated config per corrector, all built before anything runs.
+    cfgs = [dataclasses.replace(cfg, corrector=c) for c in args.correctors]
     rows = []
     for cfg in cfgs:
         print(
@@ -228,8 +316,13 @@ def _drift(args) -> int:
     return 0
 
 
-def _dataset(args) -> int:
-    path = render_dataset(_dataset_cfg(args), Path(args.out))
+def _dataset(cfg, args) -> int:
+    if args.backend is not None:
+        print(
+            "note: scsc motion dataset ignores --backend (the C engine realises it)",
+            file=sys.stderr,
+        )
+    path = render_dataset(cfg, Path(args.out))
     print(f"wrote {path}")
     return 0
 
@@ -250,154 +343,114 @@ def figures(out_dir: Path) -> None:
 
 def add_parser(sub) -> None:
     """Adds ``scsc motion ...`` to the top-level subparsers."""
-    from sims.motion import dataset as ds
-    from sims.motion import physics as ph
+    from sims.cli import add_command, loop_flags
+    from sims.motion import demo, drift
+    from sims.motion.config import Config
 
-    d = ds.Config()
-    p = sub.add_parser(
-        "motion",
-        help="human-motion loop (--quick/--long/--full) and physics engine (demo/render/dataset)",
-    )
-    mode = p.add_mutually_exclusive_group()
-    for m in LOOP_MODES:
-        mode.add_argument(
-            f"--{m}",
-            dest="mode",
-            action="store_const",
-            const=m,
-            help=f"run the self-consuming loop, {m} setting",
+    def watchdog_flag(q):
+        loop_flags(q)
+        q.add_argument(
+            "--watchdog",
+            type=float,
+            metavar="SECONDS",
+            help="run the loop in a child process and restart it with --resume when no "
+            "checkpoint was written for SECONDS (e.g. 900; see docs/design.md: rare XLA CPU "
+            "hangs)",
         )
-    p.add_argument("--out", dest="loop_out", help="loop output directory (out/motion_<mode>)")
-    p.add_argument("--resume", action="store_true", help="continue the loop run in --out")
-    p.add_argument("--generations", type=int, help="override the mode's generation count")
-    p.add_argument("--n", dest="loop_n", help="comma list of real-set sizes n (with --lams)")
-    p.add_argument("--lams", help="comma list of λ >= 0 (runs = n × λ × seeds)")
-    p.add_argument("--seeds", help="comma list of seeds >= 0")
-    p.add_argument("--gamma", type=float, help="correction strength of the corrected arm")
-    p.add_argument("--physics", choices=ph.BACKENDS, help="corrector backend (default mjx)")
-    p.add_argument(
-        "--corrector",
-        choices=ph.CORRECTORS,
-        help="physics tracker of the corrected arm (default id)",
+
+    p = add_command(
+        sub,
+        "motion",
+        Config,
+        _loop,
+        help="human-motion loop (--quick/--long/--full) and physics engine "
+        "(demo/drift/render/dataset)",
+        extra=watchdog_flag,
+        presets=LOOP_MODES,
+        adapter=LOOP_FLAGS,
     )
-    p.add_argument(
-        "--compare-pd",
-        action=argparse.BooleanOptionalAction,
-        help="add the fourth arm, corrected by the pd tracker, to every run (--no-compare-pd: "
-        "to none; default: the mode's, --long has it at n = 64, λ = 1)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--watchdog",
-        type=float,
-        metavar="SECONDS",
-        help="run the loop in a child process and restart it with --resume when no "
-        "checkpoint was written for SECONDS (e.g. 900; see docs/design.md: rare XLA CPU hangs)",
-    )
-    p.set_defaults(func=_loop, mode=None)
     msub = p.add_subparsers(dest="motion_command")
 
-    def common(q, n=d.n):
-        q.add_argument("--n", type=int, default=n, help="dataset size (motions)")
-        q.add_argument("--frames", type=int, default=d.frames, help="frames per motion (20 fps)")
-        q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--backend", choices=ph.BACKENDS, default="mujoco")
-
-    q = msub.add_parser("demo", help="corrupt, correct and measure dataset motions")
-    common(q, n=144)
-    q.add_argument("--per-class", type=int, default=2, help="motions per class per corruption")
-    q.add_argument("--out", default="out/motion_demo")
-    q.add_argument("--no-gif", action="store_true")
-    q.add_argument("--smoke", action="store_true", help="tiny configuration (tests)")
-    q.set_defaults(func=_demo)
-
-    q = msub.add_parser(
-        "drift", help="idempotence: correct real motions repeatedly, measure the drift"
+    add_command(
+        msub,
+        "demo",
+        demo.Config,
+        _demo,
+        help="corrupt, correct and measure dataset motions",
+        out="out/motion_demo",
+        extra=lambda q: q.add_argument("--no-gif", action="store_true", help="no GIF"),
+        presets=("smoke",),
+        adapter=SHARED_SEED,
     )
-    q.add_argument(
-        "--corrector", default="id", help="id or pd (or a comma list, e.g. id,pd: one plot)"
+
+    def correctors(q):
+        q.add_argument(
+            "--corrector",
+            dest="correctors",
+            default=("id",),
+            type=config.comma_list(str, "corrector names", choices=ph.CORRECTORS),
+            help="id or pd, or a comma list (id,pd: one run each, one plot) (default: id)",
+        )
+
+    add_command(
+        msub,
+        "drift",
+        drift.Config,
+        _drift,
+        help="idempotence: correct real motions repeatedly, measure the drift",
+        out="out/motion_drift",
+        extra=correctors,
+        presets=("smoke",),
     )
-    q.add_argument("--passes", type=int, default=4, help="correction passes")
-    q.add_argument("--n", type=int, default=64, help="real training motions (the loop's first n)")
-    q.add_argument("--backend", choices=ph.BACKENDS, default="mujoco")
-    q.add_argument("--out", default="out/motion_drift")
-    q.add_argument("--smoke", action="store_true", help="tiny configuration (tests)")
-    q.set_defaults(func=_drift)
-
-    q = msub.add_parser("render", help="GIF/PNG of dataset motions (and their correction)")
-    common(q)
-    q.add_argument("--index", type=int, nargs="+", default=[0], help="dataset indices")
-    q.add_argument("--corruption", help="also show this corruption and its correction")
-    q.add_argument("--stride", type=int, default=2, help="GIF frame stride")
-    q.add_argument("--out", default="out/motion.gif", help=".gif or .png")
-    q.set_defaults(func=_render)
-
-    q = msub.add_parser("dataset", help="figure of one motion per class")
-    common(q)
-    q.add_argument("--out", default="out/motion_dataset")
-    q.set_defaults(func=_dataset)
+    add_command(
+        msub,
+        "render",
+        RenderConfig,
+        _render,
+        help="GIF/PNG of dataset motions (and their correction)",
+        extra=lambda q: q.add_argument(
+            "--out", default="out/motion.gif", help="a .gif or .png (default: out/motion.gif)"
+        ),
+        presets=(),
+        adapter=SHARED_SEED,
+    )
+    add_command(
+        msub,
+        "dataset",
+        ds.Config,
+        _dataset,
+        help="figure of one motion per class",
+        out="out/motion_dataset",
+        extra=lambda q: q.add_argument(
+            "--backend", choices=ph.BACKENDS, help="ignored (kept for old scripts)"
+        ),
+        presets=(),
+    )
 
 
 # ------------------------------------------------------------------ the loop
 
 
-def _ints(name: str, text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"{name} must be comma-separated integers; got {text!r}") from None
-
-
 def loop_config(args):
-    """The mode's config with the overrides; every value validated (ValueError) up front."""
-    import dataclasses
+    """The loop config ``scsc motion`` flags describe (``sims.common.config.from_args``
+    with ``LOOP_FLAGS``); every value validated (ValueError) up front."""
+    from sims.motion.config import Config
 
-    from sims.motion.loop import Config
-
-    cfg = getattr(Config, args.mode)()
-    over = {}
-    if args.loop_n or args.lams or args.seeds:
-        ns = _ints("n", args.loop_n) if args.loop_n else tuple(sorted({r[0] for r in cfg.runs}))
-        try:
-            lams = (
-                tuple(float(v) for v in args.lams.split(",") if v.strip())
-                if args.lams
-                else tuple(sorted({r[1] for r in cfg.runs}))
-            )
-        except ValueError:
-            raise ValueError(f"lams must be comma-separated numbers; got {args.lams!r}") from None
-        seeds = _ints("seeds", args.seeds) if args.seeds else (0,)
-        over["runs"] = tuple((n, lam, s) for n in ns for lam in lams for s in seeds)
-    runs = over.get("runs", cfg.runs)
-    if args.compare_pd is not None:
-        over["pd_runs"] = runs if args.compare_pd else ()
-    elif args.corrector == "pd":
-        over["pd_runs"] = ()  # the corrected arm is the pd tracker already
-    else:
-        over["pd_runs"] = tuple(r for r in cfg.pd_runs if r in runs)
-    for name, value in (
-        ("generations", args.generations),
-        ("gamma", args.gamma),
-        ("backend", args.physics),
-        ("corrector", args.corrector),
-    ):
-        if value is not None:
-            over[name] = value
-    return dataclasses.replace(cfg, **over)
+    return config.from_args(args, Config)
 
 
-def _loop(args) -> int:
-    if args.mode is None:
+def _loop(cfg, args) -> int:
+    mode = args._preset
+    if mode is None:
         raise ValueError(
             "scsc motion needs a loop mode (--quick, --long, --full) or a subcommand "
-            "(demo, render, dataset)"
+            "(demo, drift, render, dataset)"
         )
-    cfg = loop_config(args)
-    out = Path(args.loop_out or f"out/motion_{args.mode}")
+    out = Path(args.out or f"out/motion_{mode}")
     if args.watchdog is not None:
         return watchdog.supervise(watchdog.command_without_watchdog(), out, args.watchdog)
     print(
-        f"motion --{args.mode}: runs (n, λ, seed) = {list(cfg.runs)}, "
+        f"motion --{mode}: runs (n, λ, seed) = {list(cfg.runs)}, "
         f"{cfg.generations} generations, γ = {cfg.gamma}, physics {cfg.backend} → {out}"
     )
     from sims.motion.report import run_loop

@@ -9,11 +9,19 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from sims.common.config import (
+    at_least,
+    nonneg,
+    nonneg_int,
+    nonneg_or_inf,
+    option,
+    positive_int,
+    validate,
+)
 from sims.motion import dataset as ds
 from sims.motion import evaluator as ev_mod
 from sims.motion import generator as gen
 from sims.motion import physics
-from theory._checks import check_nonneg, check_positive_int
 
 __all__ = ["ARMS", "PD_ARM", "Config"]
 
@@ -53,27 +61,29 @@ class Config:
         n_boot: bootstrap resamples of the metric intervals.
     """
 
-    runs: tuple[tuple[int, float, int], ...] = ((64, 1.0, 0),)
-    generations: int = 6
-    data: ds.Config = dataclasses.field(default_factory=lambda: ds.Config(n=640, frames=60, seed=1))
-    n_test: int = 128
-    evaluator_data: ds.Config = dataclasses.field(
-        default_factory=lambda: ds.Config(n=512, frames=60, seed=0)
+    # runs and pd_runs come from --n/--lams/--seeds and --compare-pd (sims.motion.cli).
+    runs: tuple[tuple[int, float, int], ...] = option(((64, 1.0, 0),), flag=None)
+    generations: int = option(6, check=positive_int)
+    data: ds.Config = option(default_factory=lambda: ds.Config(n=640, frames=60, seed=1), flag=None)
+    n_test: int = option(128, check=at_least(ev_mod.R_BATCH))
+    evaluator_data: ds.Config = option(
+        default_factory=lambda: ds.Config(n=512, frames=60, seed=0), flag=None
     )
-    evaluator: ev_mod.Config = dataclasses.field(default_factory=ev_mod.Config)
-    generator: gen.Config = dataclasses.field(default_factory=gen.Config)
-    gen0_steps: int = 3000
-    lr: float = 1e-3
-    finetune_steps: int = 200
-    finetune_lr: float = 2e-4
-    batch: int = 32
-    gamma: float = math.inf
-    backend: str = "mjx"
-    corrector: str = "id"
-    pd_runs: tuple[tuple[int, float, int], ...] = ()
-    n_boot: int = 100
+    evaluator: ev_mod.Config = option(default_factory=ev_mod.Config, flag=None)
+    generator: gen.Config = option(default_factory=gen.Config, flag=None)
+    gen0_steps: int = option(3000, check=positive_int)
+    lr: float = option(1e-3, check=nonneg)
+    finetune_steps: int = option(200, check=positive_int)
+    finetune_lr: float = option(2e-4, check=nonneg)
+    batch: int = option(32, check=positive_int)
+    gamma: float = option(math.inf, check=nonneg_or_inf)
+    backend: str = option("mjx", choices=physics.BACKENDS, flag="--physics")
+    corrector: str = option("id", choices=physics.CORRECTORS)
+    pd_runs: tuple[tuple[int, float, int], ...] = option((), flag=None)
+    n_boot: int = option(100, check=at_least(10))
 
     def __post_init__(self):
+        validate(self)
         if not self.runs:
             raise ValueError("runs must hold at least one (n, lam, seed) triple")
         pool = self.data.n - self.n_test
@@ -81,30 +91,15 @@ class Config:
             if len(run) != 3:
                 raise ValueError(f"each run must be (n, lam, seed); got {run!r}")
             n, lam, seed = run
-            check_positive_int("n", n)
+            positive_int("n", n)
             if n > pool:
                 raise ValueError(
                     f"n must be <= the training pool data.n - n_test = {pool}; got {n}"
                 )
-            check_nonneg("lam", lam, allow_inf=False)
-            if not isinstance(seed, int) or seed < 0:
-                raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+            nonneg("lam", lam)
+            nonneg_int("seed", seed)
         if len(set(self.runs)) != len(self.runs):
             raise ValueError(f"runs must be distinct; got {self.runs}")
-        check_positive_int("n_test", self.n_test)
-        if self.n_test < ev_mod.R_BATCH:
-            raise ValueError(f"n_test must be >= {ev_mod.R_BATCH} (R-precision); got {self.n_test}")
-        for name in ("generations", "gen0_steps", "finetune_steps", "batch", "n_boot"):
-            check_positive_int(name, getattr(self, name))
-        if self.n_boot < 10:
-            raise ValueError(f"n_boot must be >= 10; got {self.n_boot}")
-        for name in ("lr", "finetune_lr"):
-            check_nonneg(name, getattr(self, name), allow_inf=False)
-        check_nonneg("gamma", self.gamma)
-        if self.corrector not in physics.CORRECTORS:
-            raise ValueError(
-                f"corrector must be one of {physics.CORRECTORS}; got {self.corrector!r}"
-            )
         if any(r not in self.runs for r in self.pd_runs):
             raise ValueError(f"pd_runs must be a subset of runs {self.runs}; got {self.pd_runs}")
         if self.pd_runs and self.corrector == "pd":
@@ -112,8 +107,6 @@ class Config:
                 "pd_runs adds a pd-corrected arm beside the corrected arm; with corrector='pd' "
                 "they would be the same chain (use corrector='id' or no pd_runs)"
             )
-        if self.backend not in physics.BACKENDS:
-            raise ValueError(f"backend must be one of {physics.BACKENDS}; got {self.backend!r}")
         if self.evaluator_data.frames != self.data.frames:
             raise ValueError("evaluator_data and data must have the same frames per motion")
 

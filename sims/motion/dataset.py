@@ -33,6 +33,7 @@ import mujoco
 import numpy as np
 
 from sims.common import results
+from sims.common.config import nonneg_int, option, positive_int, validate
 from sims.motion import humanoid as hm
 
 __all__ = ["CLASSES", "Config", "load", "make_reference", "sample_params"]
@@ -52,6 +53,11 @@ CLASSES = (
 _SIDED = {"wave", "side_bend", "reach", "punch"}
 
 
+def _frames(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 20 <= value <= 400:
+        raise ValueError(f"{name} must be an integer in [20, 400]; got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """One dataset.
@@ -63,18 +69,13 @@ class Config:
         settings: physics settings of the realisation (not the corrector's).
     """
 
-    n: int = 512
-    frames: int = 60
-    seed: int = 0
-    settings: hm.Settings = hm.GROUND_TRUTH
+    n: int = option(512, check=positive_int)
+    frames: int = option(60, check=_frames)
+    seed: int = option(0, check=nonneg_int)
+    settings: hm.Settings = option(hm.GROUND_TRUTH, flag=None)
 
     def __post_init__(self):
-        if not isinstance(self.n, int) or self.n < 1:
-            raise ValueError(f"n must be an integer >= 1; got {self.n!r}")
-        if not isinstance(self.frames, int) or not 20 <= self.frames <= 400:
-            raise ValueError(f"frames must be an integer in [20, 400]; got {self.frames!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
+        validate(self)
 
     @classmethod
     def smoke(cls) -> Config:

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sims.common.config import non_empty, nonneg_int, option, positive_int, validate
 from sims.motion import corrupt as cr
 from sims.motion import dataset as ds
 from sims.motion import metrics as mt
@@ -34,26 +35,22 @@ class Config:
     Attributes:
         dataset: the ground-truth dataset (metrics on ground truth use all of it).
         per_class: motions per class that are corrupted and corrected (each corruption).
-        backend: ``physics.BACKENDS``.
-        seed: key of the corruptions.
+        backend: physics backend of the correction.
+        seed: key of the corruptions (on the command line, ``--seed`` seeds the dataset
+            too).
         correctors: ``physics.CORRECTORS`` compared (the first fills the top-level entries).
     """
 
-    dataset: ds.Config = dataclasses.field(default_factory=lambda: ds.Config(n=144, frames=60))
-    per_class: int = 2
-    backend: str = "mujoco"
-    seed: int = 0
-    correctors: tuple[str, ...] = ("id", "pd")
+    dataset: ds.Config = option(
+        default_factory=lambda: ds.Config(n=144, frames=60), nested=("n", "frames")
+    )
+    per_class: int = option(2, check=positive_int)
+    backend: str = option("mujoco", choices=ph.BACKENDS)
+    seed: int = option(0, check=nonneg_int)
+    correctors: tuple[str, ...] = option(("id", "pd"), choices=ph.CORRECTORS, check=non_empty())
 
     def __post_init__(self):
-        if self.backend not in ph.BACKENDS:
-            raise ValueError(f"backend must be one of {ph.BACKENDS}; got {self.backend!r}")
-        if not self.correctors or any(c not in ph.CORRECTORS for c in self.correctors):
-            raise ValueError(
-                f"correctors must be a non-empty tuple of {ph.CORRECTORS}; got {self.correctors!r}"
-            )
-        if not isinstance(self.per_class, int) or self.per_class < 1:
-            raise ValueError(f"per_class must be an integer >= 1; got {self.per_class!r}")
+        validate(self)
         if self.per_class * len(ds.CLASSES) > self.dataset.n:
             raise ValueError(
                 f"per_class × {len(ds.CLASSES)} classes must not exceed dataset.n = "
@@ -62,6 +59,7 @@ class Config:
 
     @classmethod
     def smoke(cls) -> Config:
+        """Tests: tiny dataset, one motion per class."""
         return cls(dataset=ds.Config.smoke(), per_class=1)
 
 

@@ -35,11 +35,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sims.common.config import at_least, option, positive_int, validate
 from sims.motion import dataset as ds
 from sims.motion import evaluator as ev_mod
 from sims.motion import physics as ph
 from sims.motion import representation as rep
-from theory._checks import check_positive_int
 
 __all__ = ["FEATURE_NAMES", "Config", "drift", "report", "run", "split"]
 
@@ -58,10 +58,10 @@ class Config:
     """One drift measurement (defaults: the loop's data, the C backend).
 
     Attributes:
-        corrector: ``physics.CORRECTORS``.
+        corrector: the physics tracker (``physics.CORRECTORS``).
         passes: corrections applied in turn (≥ 1).
         n: real training motions corrected (the loop's first n; ≥ 32 for the evaluator).
-        backend: ``physics.BACKENDS``.
+        backend: physics backend of the correction.
         data: the loop's dataset (training pool + held-out test split).
         n_test: held-out test motions (the FID reference; as the loop's ``n_test``).
         evaluator_data: the evaluator's training data (as the loop's).
@@ -69,35 +69,26 @@ class Config:
         n_boot: bootstrap resamples of the intervals.
     """
 
-    corrector: str = "id"
-    passes: int = 4
-    n: int = 64
-    backend: str = "mujoco"
-    data: ds.Config = dataclasses.field(default_factory=lambda: ds.Config(n=640, frames=60, seed=1))
-    n_test: int = 128
-    evaluator_data: ds.Config = dataclasses.field(
-        default_factory=lambda: ds.Config(n=512, frames=60, seed=0)
+    # ``scsc motion drift --corrector id,pd`` runs one config per corrector (sims.motion.cli).
+    corrector: str = option("id", choices=ph.CORRECTORS, flag=None)
+    passes: int = option(4, check=positive_int)
+    n: int = option(64, check=at_least(ev_mod.R_BATCH))
+    backend: str = option("mujoco", choices=ph.BACKENDS)
+    data: ds.Config = option(default_factory=lambda: ds.Config(n=640, frames=60, seed=1), flag=None)
+    n_test: int = option(128, check=positive_int)
+    evaluator_data: ds.Config = option(
+        default_factory=lambda: ds.Config(n=512, frames=60, seed=0), flag=None
     )
-    evaluator: ev_mod.Config = dataclasses.field(default_factory=ev_mod.Config)
-    n_boot: int = 100
+    evaluator: ev_mod.Config = option(default_factory=ev_mod.Config, flag=None)
+    n_boot: int = option(100, check=at_least(10))
 
     def __post_init__(self):
-        if self.corrector not in ph.CORRECTORS:
-            raise ValueError(f"corrector must be one of {ph.CORRECTORS}; got {self.corrector!r}")
-        if self.backend not in ph.BACKENDS:
-            raise ValueError(f"backend must be one of {ph.BACKENDS}; got {self.backend!r}")
-        check_positive_int("passes", self.passes)
-        check_positive_int("n", self.n)
-        check_positive_int("n_test", self.n_test)
-        if self.n < ev_mod.R_BATCH:
-            raise ValueError(f"n must be >= {ev_mod.R_BATCH} (R-precision batches); got {self.n}")
+        validate(self)
         if self.n > self.data.n - self.n_test:
             raise ValueError(
                 f"n must be <= the training pool data.n - n_test = {self.data.n - self.n_test}; "
                 f"got {self.n}"
             )
-        if self.n_boot < 10:
-            raise ValueError(f"n_boot must be >= 10; got {self.n_boot}")
         if self.evaluator_data.frames != self.data.frames:
             raise ValueError("evaluator_data and data must have the same frames per motion")
 
