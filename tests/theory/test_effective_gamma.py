@@ -98,6 +98,7 @@ def _coverage_run(criterion, d):
     return per_gamma, covered.mean(), medians, np.asarray(ident)
 
 
+@pytest.mark.heavy
 def test_ideal_corrector_energy_ci_coverage():
     per_gamma, pooled, medians, ident = _coverage_run("energy", d=2)
     print(
@@ -111,6 +112,7 @@ def test_ideal_corrector_energy_ci_coverage():
         assert abs(med - gv) < 0.25 * gv + 0.05
 
 
+@pytest.mark.heavy
 def test_ideal_corrector_ks_1d_ci_coverage():
     per_gamma, pooled, medians, ident = _coverage_run("ks", d=1)
     print(

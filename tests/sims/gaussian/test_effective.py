@@ -7,6 +7,7 @@ from sims.common import results
 from sims.gaussian import effective
 
 
+@pytest.mark.heavy
 def test_effective_gamma_of_gaussian_correctors(tmp_path):
     cfg = effective.Config.smoke(corrections=("ideal", "identity"), n=500)
     res = effective.run(cfg)

@@ -20,6 +20,7 @@ def manual_start(spec, real, theta=None, chunk=1):
     return loop._real_stats(spec, fit), state
 
 
+@pytest.mark.heavy
 def test_chunked_scan_equals_python_loop(float64):
     spec = loop.LoopSpec("toy", "histogram", 7, 20, 10)
     key, target = jax.random.key(0), gauss.standard(2)
@@ -58,6 +59,7 @@ def test_toy_drop_rule_reproduces_the_schedule(k):
         assert kept == want, t
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("workflow", ["toy", "accumulate"])
 def test_pool_fit_equals_direct_fit_on_the_stored_sets(workflow):
     """θ_t is the MLE on real ∪ the sets' prefixes, recomputed from scratch in float64."""

@@ -40,6 +40,7 @@ CELL_CASES = {
 }
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("case", CELL_CASES)
 def test_summaries_in_the_scan_equal_summaries_of_the_traces(case, float64):
     """``grid`` keeps only running sums; ``summarize`` of the same runs' full traces (the
@@ -101,6 +102,7 @@ def test_other_dimensions_follow_the_exact_replace_chain(dim):
     assert np.all(np.isfinite(np.asarray(tr.w2)))
 
 
+@pytest.mark.heavy
 def test_mixed_workflows_equal_one_workflow_at_a_time(float64):
     """Workflows as data (one compilation, base carried for every cell) vs the step
     specialised to each workflow: the same runs up to rounding."""
@@ -170,6 +172,7 @@ def test_grid_shapes_and_validation(small_grid):
         sweep.StatsSpec(generations=2)
 
 
+@pytest.mark.heavy
 def test_stats_engine_fills_the_same_fields_over_workflows(small_grid):
     """The previous engine (workflow as data) returns the same CellStats shapes, per
     workflow; the tables engine's workflow grid is exercised by the workflows figure test."""
