@@ -802,14 +802,15 @@ def _moments(spec: StatsSpec, acc: dict) -> Moments:
 
 
 def imperfect_batch(
-    spec: StatsSpec, layout: Layout, tabs: Tables, real, lams, gammas, corr: ops.Affine
+    spec: StatsSpec, layout: Layout, tabs: Tables, real, lams, gammas, corr: ops.Affine, codes=None
 ) -> tuple[CellStats, Moments]:
     """``batch`` with a per-cell affine corrector (``theory.operators.Affine``, leaves with a
     leading cell axis: center (C, d), shrink (C,), replace_cov (C, d, d), noise_var (C,)):
     its parameters are traced like λ and γ, so a map over them compiles once. p_data stays
     N(0, I) (``real`` may be any real set's (mean, scatter)); ``Affine.ideal`` of N(0, I) is
-    ``batch``'s law."""
-    ys, acc, last = _simulate(spec, layout, tabs, real, lams, gammas, trace=False, corr=corr)
+    ``batch``'s law. ``codes`` (one ``SWEEP_WORKFLOWS`` index per cell) mixes workflows in
+    one compilation, as in ``batch``."""
+    ys, acc, last = _simulate(spec, layout, tabs, real, lams, gammas, codes, trace=False, corr=corr)
     return _finish(spec, ys, acc, last), _moments(spec, acc)
 
 

@@ -51,13 +51,21 @@ import numpy as np
 
 from sims.common.config import nonneg, option, positive_int, validate
 from sims.gaussian import engine
-from sims.gaussian.cellstats import StatsSpec
+from sims.gaussian.cellstats import SWEEP_WORKFLOWS, StatsSpec
 from theory import chains
 from theory import gaussian as gauss
 from theory import imperfect as imp
 from theory import operators as ops
 
-__all__ = ["MAPS", "MapsConfig", "Z_WORSE", "plot_maps", "run_maps", "theory_cells"]
+__all__ = [
+    "MAPS",
+    "Z_WORSE",
+    "MapsConfig",
+    "plot_maps",
+    "run_maps",
+    "simulate_cells",
+    "theory_cells",
+]
 
 MAPS = ("gamma_bias", "lam_bias", "gamma_shrink", "replace")
 Z_WORSE = 2.0  # simulated "worse than none": e²(γ) − e²(0) above this many SEs
@@ -135,6 +143,18 @@ class MapsConfig:
             )
         self.spec("augment", max(self.lam, self.lam_max))
 
+    @classmethod
+    def smoke(cls, **overrides) -> MapsConfig:
+        """Seconds long: 4 γ × 3 biases / λ / shrinks, 4 seeds, 20 generations."""
+        base = {"n_gamma": 4, "n_bias": 3, "n_lam": 3, "n_shrink": 3, "seeds": 4}
+        return cls(**{**base, "generations": 20, "batch_size": 64, **overrides})
+
+    @classmethod
+    def quick(cls, **overrides) -> MapsConfig:
+        """A laptop in well under a minute: 10 γ × 7 biases / shrinks, 16 seeds."""
+        base = {"n_gamma": 10, "n_bias": 7, "n_lam": 6, "n_shrink": 7, "seeds": 16}
+        return cls(**{**base, "generations": 120, **overrides})
+
     def gammas(self) -> np.ndarray:
         logs = np.geomspace(self.gamma_min, self.gamma_max, self.n_gamma - 1)
         return np.concatenate([[0.0], logs])
@@ -173,32 +193,43 @@ def _corr(center0, shrink, replace_var) -> ops.Affine:
     return ops.Affine(center, np.asarray(shrink, float), cov, np.zeros(n))
 
 
+_WORKFLOWS = ("augment", "replace")  # the maps' workflows, one compilation for both
+
+
 @partial(jax.jit, static_argnames=("spec", "layout"))
-def _chunk(spec, layout, tabs, real, lams, gammas, corr):
-    return engine.imperfect_batch(spec, layout, tabs, real, lams, gammas, corr)
+def _chunk(spec, layout, tabs, real, lams, gammas, corr, codes):
+    return engine.imperfect_batch(spec, layout, tabs, real, lams, gammas, corr, codes)
 
 
-def simulate_cells(cfg: MapsConfig, spec: StatsSpec, lams, gammas, corr: ops.Affine) -> dict:
-    """Every cell (flat arrays) on the tables engine, in batches of ``cfg.batch_size`` (one
-    compilation per spec). Returns NumPy arrays of the ``Moments`` fields and the CellStats
-    summaries the maps use."""
+def simulate_cells(cfg: MapsConfig, lams, gammas, corr: ops.Affine, workflows) -> dict:
+    """Every cell (flat arrays; ``workflows``: one name of ``augment``/``replace`` per cell) on
+    the tables engine, in batches of ``cfg.batch_size``: the workflow and the corrector are
+    data, so every map shares one compilation. Returns NumPy arrays of the ``Moments``
+    fields and the ``CellStats`` summaries the maps use."""
+    spec = cfg.spec("augment", max(cfg.lam, cfg.lam_max))
     dtype = jnp.result_type(float)
     keys = jax.vmap(jax.random.key)(jnp.arange(cfg.seeds) + cfg.seed)
-    layout = engine.layout_for(spec)
+    layout = engine.layout_for(spec, workflows=_WORKFLOWS)
+    codes = np.asarray(
+        [SWEEP_WORKFLOWS.index(w) for w in np.broadcast_to(workflows, np.shape(lams))]
+    )
     tabs, real = jax.jit(engine.tables, static_argnums=(0, 2, 3, 4))(
         layout, keys, spec.generations, spec.n_real, dtype
     )
     size = int(np.size(lams))
-    batch = min(cfg.batch_size, size)
+    batch = cfg.batch_size  # every map padded to the same batch: one compilation per spec
     total = -(-size // batch) * batch
     pad = lambda a: np.concatenate([a, np.repeat(a[-1:], total - size, axis=0)])  # noqa: E731
     flat = [pad(np.asarray(lams, float)), pad(np.asarray(gammas, float))]
     corr = jax.tree.map(pad, corr)
+    codes = pad(codes)
     parts = []
     for lo in range(0, total, batch):
         sl = lambda a, lo=lo: jnp.asarray(a[lo : lo + batch], dtype)  # noqa: E731
+        part_codes = jnp.asarray(codes[lo : lo + batch])
+        corr_part = jax.tree.map(sl, corr)
         parts.append(
-            _chunk(spec, layout, tabs, real, sl(flat[0]), sl(flat[1]), jax.tree.map(sl, corr))
+            _chunk(spec, layout, tabs, real, sl(flat[0]), sl(flat[1]), corr_part, part_codes)
         )
     stats = jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a])[:size], *parts)
     cells, moments = stats
@@ -215,7 +246,7 @@ def simulate_cells(cfg: MapsConfig, spec: StatsSpec, lams, gammas, corr: ops.Aff
 
 def theory_cells(n: int, lams, gammas, center0, shrink, replace_var) -> dict:
     """Exact stationary (E μ, E μ², E σ², rate) of coordinate 0 (``augment_stationary``) and
-    the population fixed point (``affine_fixed_point``) per cell; float64 NumPy out."""
+    the population fixed point (``affine_fixed_point``) per cell, as NumPy arrays."""
     lams, gammas, center0, shrink, replace_var = np.broadcast_arrays(
         *(np.asarray(a, float) for a in (lams, gammas, center0, shrink, replace_var))
     )
@@ -231,10 +262,26 @@ def theory_cells(n: int, lams, gammas, center0, shrink, replace_var) -> dict:
         w2 = gauss.w2(fixed, gauss.standard(2, c.dtype))
         return mean, msq, var, rate, fixed.mean[0], fixed.cov[0, 0], w2
 
-    args = [jnp.asarray(a.ravel()) for a in (lams, gammas, center0, shrink, replace_var)]
-    vals = jax.jit(jax.vmap(one))(*args)
+    size = lams.size
+    total = -(-size // _THEORY_BLOCK) * _THEORY_BLOCK  # one compilation for every map
+    args = [
+        jnp.asarray(np.concatenate([a.ravel(), np.repeat(a.ravel()[-1:], total - size)]))
+        for a in (lams, gammas, center0, shrink, replace_var)
+    ]
+    vals = _theory_jit(n, one)(*args)
     names = ("mean", "msq", "var", "rate", "fixed_mean", "fixed_var", "fixed_w2")
-    return {k: np.asarray(v).reshape(lams.shape) for k, v in zip(names, vals, strict=True)}
+    return {k: np.asarray(v)[:size].reshape(lams.shape) for k, v in zip(names, vals, strict=True)}
+
+
+_THEORY_BLOCK = 1024
+_JITTED: dict = {}
+
+
+def _theory_jit(n: int, fn):
+    """One jitted vmap per n (``theory_cells``'s inner function is rebuilt per call)."""
+    if n not in _JITTED:
+        _JITTED[n] = jax.jit(jax.vmap(fn))
+    return _JITTED[n]
 
 
 def _error(msq, var, msq_se=None, var_se=None):
@@ -258,7 +305,7 @@ def _optimal_gamma_theory(n, lam, biases) -> np.ndarray:
     return g[np.argmin(e2, axis=0)]
 
 
-def _bias_map(cfg, spec, lams, gammas, biases) -> dict:
+def _bias_map(cfg, lams, gammas, biases) -> dict:
     """One (λ or γ) × bias map of the biased π_γ, with its γ = 0 reference per λ."""
     ll, gg, bb = np.broadcast_arrays(lams[:, None], gammas[:, None], biases[None, :])
     # γ = 0 reference per row: no correction, the bias has no effect.
@@ -266,7 +313,7 @@ def _bias_map(cfg, spec, lams, gammas, biases) -> dict:
     flat_l = np.concatenate([ll.ravel(), ref_l])
     flat_g = np.concatenate([gg.ravel(), ref_g])
     flat_b = np.concatenate([bb.ravel(), np.zeros_like(ref_l)])
-    sim = simulate_cells(cfg, spec, flat_l, flat_g, _corr(flat_b, np.zeros_like(flat_b), 1.0))
+    sim = simulate_cells(cfg, flat_l, flat_g, _corr(flat_b, np.zeros_like(flat_b), 1.0), "augment")
     th = theory_cells(cfg.n_real, flat_l, flat_g, flat_b, 0.0, 1.0)
     return _assemble(sim, th, ll.shape, len(lams))
 
@@ -293,14 +340,12 @@ def run_maps(cfg: MapsConfig) -> dict:
     """Every map: a dict of map name → dict of arrays (axes in the map's order) + grids."""
     t0 = time.perf_counter()
     gammas, biases, lams, shrinks = cfg.gammas(), cfg.biases(), cfg.lams(), cfg.shrinks()
-    spec_small = cfg.spec("augment", cfg.lam)
     out: dict = {"grids": {"gamma": gammas, "bias": biases, "lam": lams, "shrink": shrinks}}
-    gb = _gamma_bias(cfg, spec_small, gammas, biases)
+    gb = _gamma_bias(cfg, gammas, biases)
     gb["theory_gamma_opt"] = _optimal_gamma_theory(cfg.n_real, cfg.lam, biases)
     out["gamma_bias"] = gb
 
-    spec_big = cfg.spec("augment", cfg.lam_max)
-    lb = _bias_map(cfg, spec_big, lams, np.full_like(lams, cfg.gamma), biases)
+    lb = _bias_map(cfg, lams, np.full_like(lams, cfg.gamma), biases)
     out["lam_bias"] = lb
 
     # (γ × shrink) at λ = cfg.lam, shrinking toward m* (Σ₂ = 0): rows s, columns γ.
@@ -308,7 +353,7 @@ def run_maps(cfg: MapsConfig) -> dict:
     flat_s = np.concatenate([ss.ravel(), [0.0]])
     flat_g = np.concatenate([gg.ravel(), [0.0]])
     flat_l = np.full_like(flat_g, cfg.lam)
-    sim = simulate_cells(cfg, spec_small, flat_l, flat_g, _corr(0 * flat_s, flat_s, 0 * flat_s))
+    sim = simulate_cells(cfg, flat_l, flat_g, _corr(0 * flat_s, flat_s, 0 * flat_s), "augment")
     th = theory_cells(cfg.n_real, flat_l, flat_g, 0.0, flat_s, 0.0)
     gs = _assemble(sim, th, ss.shape, 1)
     # one γ = 0 reference for every row (s does nothing at γ = 0)
@@ -323,14 +368,8 @@ def run_maps(cfg: MapsConfig) -> dict:
     # replace (no real data): rows s, columns γ.
     rs = cfg.replace_shrinks()
     ss, gg = np.meshgrid(rs, gammas, indexing="ij")
-    spec_rep = cfg.spec("replace", cfg.lam)
-    sim = simulate_cells(
-        cfg,
-        spec_rep,
-        np.zeros(ss.size),
-        gg.ravel(),
-        _corr(0 * ss.ravel(), ss.ravel(), 0 * ss.ravel()),
-    )
+    corr = _corr(0 * ss.ravel(), ss.ravel(), 0 * ss.ravel())
+    sim = simulate_cells(cfg, np.zeros(ss.size), gg.ravel(), corr, "replace")
     _, r = imp.affine_rates(math.inf, jnp.asarray(gg), jnp.asarray(ss))
     drift = float(chains.replace_log_det_drift(cfg.n_real, 2)) / 2.0
     out["replace"] = {
@@ -344,13 +383,13 @@ def run_maps(cfg: MapsConfig) -> dict:
     return out
 
 
-def _gamma_bias(cfg, spec, gammas, biases) -> dict:
+def _gamma_bias(cfg, gammas, biases) -> dict:
     """(bias × γ) at λ = cfg.lam, with one γ = 0 reference shared by every bias row."""
     bb, gg = np.meshgrid(biases, gammas, indexing="ij")
     flat_b = np.concatenate([bb.ravel(), [0.0]])
     flat_g = np.concatenate([gg.ravel(), [0.0]])
     flat_l = np.full_like(flat_g, cfg.lam)
-    sim = simulate_cells(cfg, spec, flat_l, flat_g, _corr(flat_b, 0 * flat_b, 1.0 + 0 * flat_b))
+    sim = simulate_cells(cfg, flat_l, flat_g, _corr(flat_b, 0 * flat_b, 1.0), "augment")
     th = theory_cells(cfg.n_real, flat_l, flat_g, flat_b, 0.0, 1.0)
     out = _assemble(sim, th, bb.shape, 1)
     for k in ("sim_e2_none", "sim_e2_none_se", "theory_e2_none"):
