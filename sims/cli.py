@@ -177,7 +177,7 @@ def _imperfect(cfg, out: Path) -> dict:
         f"pair concordance {comp['concordance']:.2f}",
         flush=True,
     )
-    _wrote(out, imperfect.FILES)
+    _wrote(out, [f for f in imperfect.FILES if f in payload["files"]])
     return payload
 
 

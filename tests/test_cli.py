@@ -125,6 +125,7 @@ FLAGS_BEFORE = {
         "--real",
         "--n-boot",
         "--figures",
+        "--misspecified",
         "--out",
     ],
 }
@@ -262,6 +263,7 @@ BAD = [
     (["imperfect", "--generations", "3"], "generations must be >= 4"),
     (["imperfect", "--n-boot", "5"], "n_boot must be >= 10"),
     (["imperfect", "--bias-max", "-1"], "bias_max must lie in [0, inf)"),
+    (["imperfect", "--misspecified", "full"], "--misspecified"),
     (["digits", "--smoke", "--lams", "a"], "lams"),
     (["digits", "--smoke", "--seed", "-1"], "seed"),
     (["motion", "--smoke", "--lams", "a"], "lams"),

@@ -442,6 +442,7 @@ def plot_maps(maps: dict, cfg: MapsConfig, path) -> None:
             ax.clabel(cs, fontsize=7, fmt="%.2g")
             if logx:
                 ax.set_xscale("log")
+                ax.set_xlim(np.asarray(x)[0] / 1.5, np.asarray(x)[-1] * 1.5)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.set_title(

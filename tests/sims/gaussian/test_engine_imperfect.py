@@ -15,7 +15,7 @@ import pytest
 
 from sims.gaussian import engine, imperfect_maps, loop
 from sims.gaussian.cellstats import StatsSpec
-from theory import chains
+from theory import chains, imperfect
 from theory import gaussian as gauss
 from theory import operators as ops
 
@@ -175,3 +175,42 @@ def test_maps_config_rejects_bad_values():
         imperfect_maps.MapsConfig(gamma_min=0.0)
     with pytest.raises(ValueError, match="replace_shrink_min"):
         imperfect_maps.MapsConfig(replace_shrink_min=2.0)
+
+
+def test_misspecified_engine_path_matches_the_exact_chain():
+    """Bounded data (truncated Laplace, θ* = (0, v*), standardised) as the engine's real
+    sets, ideal π_γ, n = 10, λ = 0.5, γ = 1, 3000 seeds: E μ, E μ², E σ² over t = 20..40
+    within K_SE of ``augment_moments`` with data_var = 1 (exact for any p_data: the
+    recursion uses only E δ, E δ², E S); a planted wrong real set (not standardised:
+    variance v* ≈ 1.21) is rejected."""
+    from sims.gaussian import misspecified_map
+
+    spec = StatsSpec("augment", generations=T, n_real=N, dim=1, k_max=5, displacement=0.0)
+    layout = engine.layout_for(spec)
+    keys = jax.random.split(jax.random.key(21), SEEDS)
+    tabs, _ = engine.tables(layout, keys, T, N, jnp.float32)
+    corr = jax.tree.map(lambda a: a[None], ops.Affine.ideal(gauss.standard(1)))
+    run = jax.jit(engine.imperfect_batch, static_argnums=(0, 1))
+    lam, gamma = jnp.asarray([LAM]), jnp.asarray([1.0])
+    ts = jnp.arange(spec.start, T + 1)
+    exact = [float(jnp.mean(m)) for m in chains.augment_moments(ts, N, LAM, 1.0)]
+    real = misspecified_map._bounded_real(jax.random.key(22), "truncated-laplace", SEEDS, N)
+    mo = jax.tree.map(np.asarray, run(spec, layout, tabs, real, lam, gamma, corr)[1])
+    assert np.all(np.abs(_z(mo, 0, exact)) < K_SE), _z(mo, 0, exact)
+    _, v_star = imperfect.bounded_data_theta_star("truncated-laplace")
+    assert v_star > 1.2
+    wrong = (real[0], real[1] * v_star)  # the raw data's scatter: not standardised
+    mo = jax.tree.map(np.asarray, run(spec, layout, tabs, wrong, lam, gamma, corr)[1])
+    assert np.any(np.abs(_z(mo, 0, exact)) >= K_SE)
+
+
+def test_misspecified_map_smoke():
+    """Both data laws on a tiny grid: κ > 0 stated, λ* below the κ = 0 threshold, stable."""
+    from sims.gaussian import misspecified_map
+
+    cfg = misspecified_map.MisspecifiedMapConfig.smoke()
+    res = misspecified_map.run_map(cfg)
+    for m in res["kinds"].values():
+        assert m["kappa"] > 0 and np.all(m["lam_star"] < m["lam_star_kappa0"])
+        assert m["rate_autocorr"].shape == (cfg.n_lam, cfg.n_gamma)
+        assert np.max(m["diverged_frac"]) == 0
