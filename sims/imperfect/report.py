@@ -223,7 +223,10 @@ def findings(cfg: MapsConfig, maps: dict) -> dict:
             "cells": int(maps["gamma_shrink"]["sim_e2"].size),
         },
         "replace": {
-            "collapsed_cells": int(np.sum(rp["sim_collapsed"] > 0.5)),
+            "cells": int(rp["sim_collapsed"].size),
+            "collapsed_cells": int(
+                np.sum((rp["sim_collapsed"] > 0.5) & (rp["sim_diverged"] <= 0.5))
+            ),
             "exploded_cells": int(np.sum(rp["sim_diverged"] > 0.5)),
             "neither_cells": int(
                 np.sum((rp["sim_collapsed"] <= 0.5) & (rp["sim_diverged"] <= 0.5))
