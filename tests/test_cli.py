@@ -308,7 +308,7 @@ HEAVY = pytest.mark.heavy  # phase-diagram and workflow runs: in make test, not 
         pytest.param("phase", marks=HEAVY),
         pytest.param("workflows", marks=HEAVY),
         "effective-gamma",
-        "imperfect",
+        pytest.param("imperfect", marks=HEAVY),  # ~25 s: maps, estimates, misspecified map
     ],
 )
 def test_smoke_commands(name, tmp_path, capsys):

@@ -101,16 +101,21 @@ def test_ideal_affine_is_the_ideal_engine_and_algebras_agree():
     lams, gammas = jnp.asarray([0.5, 1.0]), jnp.asarray([1.0, 0.3])
     ideal = ops.Affine.ideal(gauss.standard(2))
     corr = jax.tree.map(lambda a: jnp.stack([a, a]), ideal)
-    plain = engine.batch(spec, layout, tabs, real, lams, gammas)
-    with_corr, _ = engine.imperfect_batch(spec, layout, tabs, real, lams, gammas, corr)
+    plain = jax.jit(engine.batch, static_argnums=(0, 1))(spec, layout, tabs, real, lams, gammas)
+    with_corr, _ = jax.jit(engine.imperfect_batch, static_argnums=(0, 1))(
+        spec, layout, tabs, real, lams, gammas, corr
+    )
     np.testing.assert_allclose(with_corr.w2_mean, plain.w2_mean, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(with_corr.transient, plain.transient, rtol=1e-4, atol=1e-5)
     cells = (CELLS[0], CELLS[1])
     corr = _corr(cells)
-    two = engine._simulate(spec, layout, tabs, real, lams, gammas, trace=True, corr=corr)[0]
-    dense = engine._simulate(
-        spec, layout, tabs, real, lams, gammas, trace=True, corr=corr, alg=engine._Dense
-    )[0]
+    sim = jax.jit(
+        lambda alg: engine._simulate(
+            spec, layout, tabs, real, lams, gammas, trace=True, corr=corr, alg=alg
+        )[0],
+        static_argnums=0,
+    )
+    two, dense = sim(engine._Two), sim(engine._Dense)
     np.testing.assert_allclose(two.w2, dense.w2, rtol=2e-4, atol=2e-5)
     np.testing.assert_allclose(two.mu[0], dense.mu[0], rtol=2e-4, atol=2e-5)
 
