@@ -161,6 +161,33 @@ def _effective_gamma(cfg, out: Path) -> dict:
     return payload
 
 
+def _imperfect(cfg, out: Path) -> dict:
+    from sims.imperfect import report as imperfect
+
+    print(
+        f"imperfect: maps of {cfg.n_gamma} γ × {cfg.n_bias} biases / {cfg.n_lam} λ / "
+        f"{cfg.n_shrink} shrinks × {cfg.seeds} seeds × {cfg.generations} generations; "
+        f"real correctors: {', '.join(cfg.real)}",
+        flush=True,
+    )
+    res = imperfect.run(cfg)
+    print(f"  done in {res.seconds:.1f} s (compilation included)", flush=True)
+    payload = imperfect.report(res, out)
+    comp = payload["comparison"]
+    print(
+        f"  map prediction vs measured loops: helps/hurts agree {comp['helps_agree']}, "
+        f"pair concordance {comp['concordance']:.2f}",
+        flush=True,
+    )
+    _wrote(out, [f for f in imperfect.FILES if f in payload["files"]])
+    return payload
+
+
+def _imperfect_command(cfg, args) -> int:
+    _imperfect(cfg, Path(args.out))
+    return 0
+
+
 def _toy_command(cfg, args) -> int:
     _gaussian_toy(cfg, Path(args.out), panels=not args.no_panels)
     return 0
@@ -217,6 +244,7 @@ def loop_flags(q) -> None:
 def _figures(args) -> int:
     from sims.digits import report as digits_report
     from sims.gaussian import bounds, effective, phase, toy, workflows
+    from sims.imperfect import report as imperfect
     from sims.motion.cli import figures as motion_figures
     from sims.motion.report import loop_figures as motion_loop_figures
 
@@ -229,12 +257,15 @@ def _figures(args) -> int:
     motion_loop_figures(out)
     digits_report.figures(out)
     _effective_gamma(effective.Config(), out)
+    # Last: it reads the loops' results and γ̂ the steps above wrote into ``out``.
+    _imperfect(imperfect.Config(figures=str(out)), out)
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
     from sims.digits import config as digits_config
     from sims.gaussian import bounds, effective, phase, toy, workflows
+    from sims.imperfect import report as imperfect
     from sims.motion import cli as motion_cli
 
     p = argparse.ArgumentParser(prog="scsc", description=__doc__.splitlines()[0])
@@ -289,6 +320,14 @@ def parser() -> argparse.ArgumentParser:
         _effective_gamma_command,
         help="γ̂ of the Gaussian correctors (App. C)",
         out="out/effective_gamma",
+    )
+    add_command(
+        sub,
+        "imperfect",
+        imperfect.Config,
+        _imperfect_command,
+        help="imperfect correctors: bias/shrink maps, the real correctors on them",
+        out="out/imperfect",
     )
 
     add_command(

@@ -11,6 +11,7 @@ import pytest
 from sims import cli
 from sims.common import config
 from sims.gaussian import bounds, effective, phase, toy, workflows
+from sims.imperfect import report as imperfect
 
 # Every (sub)command and its flags before the CLI was generated from the Configs (scsc
 # 0.1.0, commit 1f46e3b). Flags may be added; none may disappear.
@@ -112,6 +113,34 @@ FLAGS_BEFORE = {
     ],
     "motion dataset": ["--n", "--frames", "--seed", "--backend", "--out"],
     "figures": ["--out"],
+    # Added after 0.1.0 (issue 13): frozen from here on.
+    "imperfect": [
+        "--smoke",
+        "--quick",
+        "--n-real",
+        "--lam",
+        "--gamma",
+        "--n-gamma",
+        "--gamma-min",
+        "--gamma-max",
+        "--n-bias",
+        "--bias-max",
+        "--n-lam",
+        "--lam-min",
+        "--lam-max",
+        "--n-shrink",
+        "--shrink-max",
+        "--replace-shrink-min",
+        "--seeds",
+        "--generations",
+        "--seed",
+        "--batch-size",
+        "--real",
+        "--n-boot",
+        "--figures",
+        "--misspecified",
+        "--out",
+    ],
 }
 CHOICES_BEFORE = {
     ("gaussian-toy", "--correction"): {"ideal", "histogram", "histogram-reference", "identity"},
@@ -275,6 +304,13 @@ BAD = [
     (["effective-gamma", "--n", "1001"], "multiple of batch_size"),
     (["effective-gamma", "--criterion", "l2"], "--criterion"),
     (["effective-gamma", "--displacement", "-1"], "displacement must lie in [0, inf)"),
+    (["imperfect", "--seeds", "1"], "seeds must be >= 2"),
+    (["imperfect", "--real", "gaussian,physics"], "real must be each one of"),
+    (["imperfect", "--gamma-min", "0"], "gamma_min"),
+    (["imperfect", "--generations", "3"], "generations must be >= 4"),
+    (["imperfect", "--n-boot", "5"], "n_boot must be >= 10"),
+    (["imperfect", "--bias-max", "-1"], "bias_max must lie in [0, inf)"),
+    (["imperfect", "--misspecified", "full"], "--misspecified"),
     (["digits", "--smoke", "--lams", "a"], "lams"),
     (["digits", "--smoke", "--seed", "-1"], "seed"),
     (["motion", "--smoke", "--lams", "a"], "lams"),
@@ -330,12 +366,22 @@ HEAVY = pytest.mark.heavy  # phase-diagram and workflow runs: in make test, not 
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param("phase", marks=HEAVY), pytest.param("workflows", marks=HEAVY), "effective-gamma"],
+    [
+        pytest.param("phase", marks=HEAVY),
+        pytest.param("workflows", marks=HEAVY),
+        "effective-gamma",
+        pytest.param("imperfect", marks=HEAVY),  # ~25 s: maps, estimates, misspecified map
+    ],
 )
 def test_smoke_commands(name, tmp_path, capsys):
     assert cli.main([name, "--smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    files = {"phase": phase.FILES, "workflows": workflows.FILES, "effective-gamma": effective.FILES}
+    files = {
+        "phase": phase.FILES,
+        "workflows": workflows.FILES,
+        "effective-gamma": effective.FILES,
+        "imperfect": imperfect.FILES,
+    }
     for f in files[name]:
         assert (tmp_path / f).stat().st_size > 0 and f"wrote {tmp_path / f}" in out
 

@@ -102,3 +102,13 @@ def test_import_reader_sees_every_spelling_of_a_sibling_import(tmp_path):
     assert {"sims.digits.ddpm", "sims.gaussian", "sims.motion.humanoid", "sims.loop"} <= names
     assert {experiment_of(n) for n in names} == {None, "digits", "gaussian", "motion"}
     assert canonical("sims.loop") == "sims.gaussian.loop"
+
+
+def test_no_experiment_and_not_common_imports_the_imperfect_layer():
+    """``sims.imperfect`` sits above the experiments (it runs the digits and motion
+    correctors and reads the Gaussian maps): nothing below it imports it."""
+    for package in ("sims/common", *(f"sims/{e}" for e in EXPERIMENTS)):
+        for path in sources(package):
+            for name in imported_modules(path):
+                top = ".".join(canonical(name).split(".")[:2])
+                assert top != "sims.imperfect", f"{path.relative_to(ROOT)} imports {name}"

@@ -16,6 +16,7 @@ FIGURES = {
     "workflows.ipynb": "workflows.png",
     "fig8_digits.ipynb": "fig8_digits.png",
     "fig4_motion.ipynb": "fig4_motion.png",
+    "imperfect_correctors.ipynb": "imperfect_correctors.png",
 }
 # Notebooks that are cfg -> run -> report only (the digits and motion notebooks join once
 # their experiments have the same shape).
@@ -24,6 +25,7 @@ RUN_REPORT = {
     "bounds.ipynb",
     "phase_diagram.ipynb",
     "workflows.ipynb",
+    "imperfect_correctors.ipynb",
 }
 _CLI = re.compile(r"\bsims\.cli\b|\bimport cli\b|\bsims\.\w+\.cli\b|\bcli as\b")
 

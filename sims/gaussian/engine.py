@@ -45,7 +45,11 @@ Extending (the data workflows and corrector families of other experiments):
   points a generation draws. A workflow whose groups keep this shape (e.g. spending the
   corrector's k − K oracle draws on fresh real data instead: a target group of fixed size and
   no kept/replaced split) is a new rule plus its counts in ``_counts``.
-- A corrector family changes the law of the two synthetic groups, per cell: the kept count
+- The affine imperfect correctors (``theory.operators.Affine``: biased, shrinking, noisy)
+  are in: ``imperfect_batch`` takes their parameters per cell (traced) and draws the kept
+  group from N(μ, Σ + σ₁²I) and the replaced one from N(c + s(μ − c), s²Σ + Σ₂), reading
+  the same tables through those laws' square roots.
+- Another corrector family changes the law of the two synthetic groups, per cell: the kept count
   (any law on 0..m_max: pass its CDF instead of the Binomial's), the kept group's map (e.g.
   shrinking x ↦ c + s(x − c) is mean ↦ c + s(mean − c), scatter ↦ s²·scatter; added noise
   σ is the root of Σ + σ²I), and the replaced group's source (a biased p_c = N(μ_c, Σ_c) is
@@ -81,10 +85,12 @@ from theory import sampling
 __all__ = [
     "RULES",
     "Layout",
+    "Moments",
     "Tables",
     "Traces",
     "Workflow",
     "batch",
+    "imperfect_batch",
     "layout_for",
     "tables",
     "traces",
@@ -270,15 +276,43 @@ class _Two:
         return list(mean)
 
     @staticmethod
+    def _sqrt_parts(cov):
+        """(Σ^{1/2}, det Σ, tr Σ^{1/2}): Σ^{1/2} = (Σ + √det·I)/tr Σ^{1/2}."""
+        a, b, c = cov
+        det = a * c - b * b
+        sd = jnp.sqrt(jnp.maximum(det, 0.0))
+        tq = jnp.sqrt(jnp.maximum(a + c + 2.0 * sd, 0.0))  # tr Σ^{1/2}
+        inv = jnp.where(tq > 0, 1.0 / jnp.where(tq > 0, tq, 1.0), 0.0)
+        return ((a + sd) * inv, b * inv, (c + sd) * inv), det, tq
+
+    @staticmethod
+    def sqrt(cov):
+        return _Two._sqrt_parts(cov)[0]
+
+    @staticmethod
+    def var0(theta):
+        return theta[1][0]
+
+    @staticmethod
+    def affine(theta, corr: ops.Affine):
+        """Laws of the kept and the moved points under a per-cell ``Affine`` corrector:
+        N(μ, Σ + σ₁²I) and N(c + s(μ − c), s²Σ + Σ₂) (``theory.operators.Affine``)."""
+        (m0, m1), (a, b, c) = theta
+        v, s = corr.noise_var, corr.shrink
+        c0, c1 = corr.center[..., 0], corr.center[..., 1]
+        r = corr.replace_cov
+        kept = ((m0, m1), (a + v, b, c + v))
+        moved_mean = (c0 + s * (m0 - c0), c1 + s * (m1 - c1))
+        s2 = s * s
+        moved = (moved_mean, (s2 * a + r[..., 0, 0], s2 * b + r[..., 0, 1], s2 * c + r[..., 1, 1]))
+        return kept, moved
+
+    @staticmethod
     def analyse(theta):
         """Σ^{1/2} = (Σ + √det·I)/tr Σ^{1/2} and the observations, sharing the square roots."""
         (m0, m1), (a, b, c) = theta
-        det = a * c - b * b
-        sd = jnp.sqrt(jnp.maximum(det, 0.0))
+        root, det, tq = _Two._sqrt_parts((a, b, c))
         tr = a + c
-        tq = jnp.sqrt(jnp.maximum(tr + 2.0 * sd, 0.0))  # tr Σ^{1/2}
-        inv = jnp.where(tq > 0, 1.0 / jnp.where(tq > 0, tq, 1.0), 0.0)
-        root = ((a + sd) * inv, b * inv, (c + sd) * inv)
         norm2 = m0 * m0 + m1 * m1
         big = jnp.maximum(jnp.maximum(jnp.abs(a), jnp.abs(b)), jnp.abs(c))
         obs = Obs(
@@ -364,6 +398,26 @@ class _Dense:
             & (big < BLOWUP),
         )
         return root, obs
+
+    @staticmethod
+    def sqrt(cov):
+        w, v = jnp.linalg.eigh(cov)
+        return jnp.einsum("...ij,...j,...kj->...ik", v, jnp.sqrt(jnp.maximum(w, 0.0)), v)
+
+    @staticmethod
+    def var0(theta):
+        return theta[1][..., 0, 0]
+
+    @staticmethod
+    def affine(theta, corr: ops.Affine):
+        mean, cov = theta
+        d = mean.shape[-1]
+        eye = jnp.eye(d, dtype=cov.dtype)
+        s = corr.shrink[..., None]
+        kept = (mean, cov + corr.noise_var[..., None, None] * eye)
+        moved_mean = corr.center + s * (mean - corr.center)
+        moved = (moved_mean, (s * s)[..., None] * cov + corr.replace_cov)
+        return kept, moved
 
     @staticmethod
     def model(theta, root, diag, off, z, count):
@@ -482,7 +536,9 @@ def _rule(spec: StatsSpec, codes):
     return tuple(f[codes] for f in flags)
 
 
-def _simulate(spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, trace, alg=None):
+def _simulate(
+    spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, trace, alg=None, corr=None
+):
     """Scans generations 1..T for every (seed, cell) of the batch.
 
     Returns per generation t = 0..T either seed reductions (``trace=False``) or per-run
@@ -490,7 +546,11 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, tra
     ``SWEEP_WORKFLOWS`` index per cell) mixes workflows in one compilation: the base group is then
     carried for every cell (empty for replace, updated only for accumulate) instead of being
     specialised away. ``alg`` forces the state algebra (default: the closed forms for d = 2,
-    dense otherwise; tests compare them).
+    dense otherwise; tests compare them). ``corr``: None (the ideal π_γ toward N(0, I)) or an
+    ``theory.operators.Affine`` whose leaves carry a leading cell axis: the kept group is
+    then drawn from N(μ, Σ + σ₁²I) and the replaced one from N(c + s(μ − c), s²Σ + Σ₂)
+    (the same tables, mapped by those laws' square roots), and the accumulators also sum
+    μ₀, μ₀² and Σ₀₀ over the stationary window (``imperfect_batch``).
     """
     dtype = tabs.u.dtype
     d, n, start = spec.dim, spec.n_real, spec.start
@@ -533,8 +593,10 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, tra
         "diverged": never,
         "collapsed": never,
     }
+    if corr is not None:
+        acc0.update(m1=zeros, m2=zeros, v0=zeros)
 
-    def observe(acc, obs, g, new_mu):
+    def observe(acc, obs, g, new_mu, var0=None):
         """Adds θ_g's observations to the accumulators (new_mu: μ_{g+1}, unused at g = T)."""
         at_start, inside = g == start, g >= start
         ref = [jnp.where(at_start, m, r) for m, r in zip(obs.mu, acc["ref"], strict=True)]
@@ -551,6 +613,11 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, tra
                 (acc["collapsed"] < 0) & (obs.min_eig < spec.collapse_tol), g, acc["collapsed"]
             ),
         }
+        if var0 is not None:
+            m = obs.mu[0]
+            out.update(
+                m1=acc["m1"] + keep(m), m2=acc["m2"] + keep(m * m), v0=acc["v0"] + keep(var0)
+            )
         nxt = [m - r for m, r in zip(new_mu, ref, strict=True)]
         pair = inside & (g < n_gen)
         out["lag"] = [
@@ -591,8 +658,15 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, tra
         if alg is _Dense:
             zk, zr = jnp.stack(zk, -1), jnp.stack(zr, -1)
         off_k, off_r = model_t.off[:, None, :], target_t.off[:, None, :]
-        mk, sk = alg.model(theta, root, _gather(model_t.diag, kc), off_k, zk, kc)
-        mr, sr = alg.target(_gather(target_t.diag, rc), off_r, zr, rc)
+        if corr is None:
+            mk, sk = alg.model(theta, root, _gather(model_t.diag, kc), off_k, zk, kc)
+            mr, sr = alg.target(_gather(target_t.diag, rc), off_r, zr, rc)
+        else:
+            kept_law, moved_law = alg.affine(theta, corr)
+            root_k = alg.sqrt(kept_law[1])
+            mk, sk = alg.model(kept_law, root_k, _gather(model_t.diag, kc), off_k, zk, kc)
+            root_m = alg.sqrt(moved_law[1])
+            mr, sr = alg.model(moved_law, root_m, _gather(target_t.diag, rc), off_r, zr, rc)
         groups = [(kf, mk, sk), (rf, mr, sr)]
         if base_t is not None:
             groups.insert(0, base_t)
@@ -608,7 +682,8 @@ def _simulate(spec, layout, tabs: Tables, real, lams, gammas, codes=None, *, tra
                     base_t,
                 )
             carried = grown
-        acc = observe(acc, obs, t - 1, alg.coords(new[0]))
+        var0 = None if corr is None else alg.var0(theta)
+        acc = observe(acc, obs, t - 1, alg.coords(new[0]), var0)
         new = jax.tree.map(lambda a, b: jnp.where(t > n_gen, a, b), theta, new)
         return (new, carried, acc), emit(obs)
 
@@ -696,6 +771,49 @@ def batch(
     return _finish(spec, ys, acc, last)
 
 
+class Moments(NamedTuple):
+    """Stationary moments of coordinate 0 per cell: seed means of each run's averages over
+    the window t = start..T, and their standard errors (SE over seeds). With p_data = N(0, I)
+    and a corrector acting coordinate-wise, coordinate 0 of the d-dimensional loop *is* the
+    1-D loop, so these are ``theory.chains.augment_stationary``'s (E μ, E(μ − m*)², E σ²).
+
+    Attributes:
+        mean, mean_se: E μ₀.
+        msq, msq_se: E μ₀² (m* = 0: the mean's stationary MSE).
+        var, var_se: E Σ₀₀.
+    """
+
+    mean: Array
+    mean_se: Array
+    msq: Array
+    msq_se: Array
+    var: Array
+    var_se: Array
+
+
+def _moments(spec: StatsSpec, acc: dict) -> Moments:
+    count = spec.generations - spec.start + 1
+    out = []
+    for name in ("m1", "m2", "v0"):
+        per_run = acc[name] / count  # (S, C)
+        s = per_run.shape[0]
+        out += [jnp.mean(per_run, axis=0), jnp.std(per_run, axis=0, ddof=1) / np.sqrt(s)]
+    return Moments(*out)
+
+
+def imperfect_batch(
+    spec: StatsSpec, layout: Layout, tabs: Tables, real, lams, gammas, corr: ops.Affine, codes=None
+) -> tuple[CellStats, Moments]:
+    """``batch`` with a per-cell affine corrector (``theory.operators.Affine``, leaves with a
+    leading cell axis: center (C, d), shrink (C,), replace_cov (C, d, d), noise_var (C,)):
+    its parameters are traced like λ and γ, so a map over them compiles once. p_data stays
+    N(0, I) (``real`` may be any real set's (mean, scatter)); ``Affine.ideal`` of N(0, I) is
+    ``batch``'s law. ``codes`` (one ``SWEEP_WORKFLOWS`` index per cell) mixes workflows in
+    one compilation, as in ``batch``."""
+    ys, acc, last = _simulate(spec, layout, tabs, real, lams, gammas, codes, trace=False, corr=corr)
+    return _finish(spec, ys, acc, last), _moments(spec, acc)
+
+
 def layout_for(spec: StatsSpec, df_offset: int = 0, workflows=None) -> Layout:
     """The draws' layout: groups up to the largest size any of ``workflows`` (default
     ``spec.workflow``) draws."""
@@ -722,6 +840,7 @@ def traces(
     lams: Float[Array, " c"],
     gammas: Float[Array, " c"],
     df_offset: int = 0,
+    corr: ops.Affine | None = None,
 ) -> Traces:
     """Every run's trajectory for a few cells (law tests; a grid keeps only ``CellStats``).
 
@@ -730,12 +849,15 @@ def traces(
         keys: one key per run (seed).
         lams, gammas: one entry per cell.
         df_offset: 0; > 0 plants the wrong law of ``Layout`` (tests only).
+        corr: None (ideal π_γ) or a per-cell ``theory.operators.Affine`` (``imperfect_batch``).
     """
     dtype = jnp.result_type(float)
     layout = layout_for(spec, df_offset)
     tabs, real = tables(layout, keys, spec.generations, spec.n_real, dtype)
     lams, gammas = jnp.asarray(lams, dtype), jnp.asarray(gammas, dtype)
-    obs, _, _ = _simulate(spec, layout, tabs, real, lams, gammas, trace=True)
+    if corr is not None:
+        corr = jax.tree.map(lambda a: jnp.asarray(a, dtype), corr)
+    obs, _, _ = _simulate(spec, layout, tabs, real, lams, gammas, trace=True, corr=corr)
     per_run = lambda a: jnp.moveaxis(a, 0, -1)  # (T1, S, C) → (S, C, T1)  # noqa: E731
     cells_first = lambda a: jnp.swapaxes(per_run(a), 0, 1)  # noqa: E731
     mu = jnp.stack([cells_first(m) for m in obs.mu], axis=-1)
