@@ -91,6 +91,7 @@ def test_planted_wrong_laws_fail(moments):
         assert np.any(np.abs(z) >= K_SE), (CELLS[i][0], z)
 
 
+@pytest.mark.heavy
 def test_ideal_affine_is_the_ideal_engine_and_algebras_agree():
     """``Affine.ideal`` per cell gives ``batch``'s numbers (same tables), and the dense algebra
     the d = 2 closed forms, with a biased/shrinking corrector."""
@@ -161,6 +162,7 @@ def test_engine_matches_the_point_by_point_loop():
     assert np.any(np.abs(bad) >= K_SE), bad
 
 
+@pytest.mark.heavy
 def test_maps_smoke_shapes_and_theory_consistency():
     """A tiny map run: shapes, finite theory, theory e² at γ = 0 is the same for every bias."""
     cfg = imperfect_maps.MapsConfig.smoke()
@@ -182,6 +184,7 @@ def test_maps_config_rejects_bad_values():
         imperfect_maps.MapsConfig(replace_shrink_min=2.0)
 
 
+@pytest.mark.heavy
 def test_misspecified_engine_path_matches_the_exact_chain():
     """Bounded data (truncated Laplace, θ* = (0, v*), standardised) as the engine's real
     sets, ideal π_γ, n = 10, λ = 0.5, γ = 1, 3000 seeds: E μ, E μ², E σ² over t = 20..40
@@ -209,6 +212,7 @@ def test_misspecified_engine_path_matches_the_exact_chain():
     assert np.any(np.abs(_z(mo, 0, exact)) >= K_SE)
 
 
+@pytest.mark.heavy
 def test_misspecified_map_smoke():
     """Both data laws on a tiny grid: κ > 0 stated, λ* below the κ = 0 threshold, stable."""
     from sims.gaussian import misspecified_map
