@@ -49,7 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.common.config import nonneg, option, positive_int, validate
+from sims.common.config import at_least, nonneg, option, positive_int, validate
 from sims.gaussian import engine
 from sims.gaussian.cellstats import SWEEP_WORKFLOWS, StatsSpec
 from theory import chains
@@ -69,12 +69,6 @@ __all__ = [
 
 MAPS = ("gamma_bias", "lam_bias", "gamma_shrink", "replace")
 Z_WORSE = 2.0  # simulated "worse than none": e²(γ) − e²(0) above this many SEs
-
-
-def _seeds(name: str, value: int) -> None:
-    positive_int(name, value)
-    if value < 2:
-        raise ValueError(f"{name} must be >= 2 (standard errors need two); got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +109,7 @@ class MapsConfig:
     n_shrink: int = option(13, check=positive_int)
     shrink_max: float = option(1.5, check=nonneg)
     replace_shrink_min: float = option(0.8, check=nonneg)
-    seeds: int = option(32, check=_seeds)
+    seeds: int = option(32, check=at_least(2))  # standard errors need two
     generations: int = option(200, check=positive_int)
     seed: int = 0
     batch_size: int = option(256, check=positive_int)

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.common.config import non_empty, option, positive_int, validate
+from sims.common.config import at_least, non_empty, option, positive_int, validate
 from sims.gaussian import engine
 from sims.gaussian.cellstats import StatsSpec
 from theory import bounds, constants
@@ -36,12 +36,6 @@ from theory import imperfect as imp
 from theory import operators as ops
 
 __all__ = ["MisspecifiedMapConfig", "plot_map", "run_map"]
-
-
-def _seeds(name: str, value: int) -> None:
-    positive_int(name, value)
-    if value < 2:
-        raise ValueError(f"{name} must be >= 2 (standard errors need two); got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +64,7 @@ class MisspecifiedMapConfig:
     n_gamma: int = option(64, check=positive_int)
     gamma_min: float = 0.01
     gamma_max: float = 10.0
-    seeds: int = option(32, check=_seeds)
+    seeds: int = option(32, check=at_least(2))  # standard errors need two
     generations: int = option(300, check=positive_int)
     n_real: int = option(50, check=positive_int)
     displacement: float = 5.0
