@@ -369,7 +369,7 @@ HEAVY = pytest.mark.heavy  # phase-diagram and workflow runs: in make test, not 
     [
         pytest.param("phase", marks=HEAVY),
         pytest.param("workflows", marks=HEAVY),
-        "effective-gamma",
+        pytest.param("effective-gamma", marks=HEAVY),
         pytest.param("imperfect", marks=HEAVY),  # ~25 s: maps, estimates, misspecified map
     ],
 )

@@ -141,6 +141,7 @@ def test_histogram_reference_cell_probabilities(gamma):
     assert np.all(np.abs(observed - expected) <= slack), np.max(np.abs(observed - expected) / slack)
 
 
+@pytest.mark.heavy
 def test_masked_rows_untouched_and_histogram_ignores_them():
     x = batch(3)
     mask = jnp.arange(25) < 10

@@ -132,6 +132,7 @@ def test_replace_variance_chain():
         print(f"T={T}: mean σ² {var.mean():.3g}, median {np.median(var):.3g}")
 
 
+@pytest.mark.heavy
 def test_eq7_bound_holds_on_independent_trajectories():
     cfg = toy.theorem_panel(
         toy.Config.smoke(gammas=(1.0,), generations=30, seeds=tuple(range(300)))

@@ -60,6 +60,7 @@ def test_summaries_in_the_scan_equal_summaries_of_the_traces(case, float64):
         assert stats.collapsed_frac[0, 0] > 0.5 and stats.collapsed_at[0, 0] > 0
 
 
+@pytest.mark.heavy
 def test_two_by_two_closed_forms_equal_the_dense_path(float64):
     """Same tables: the d = 2 three-array path and the [..., d, d] path give the same runs
     (accumulate: every group of the merge, including the carried base)."""
