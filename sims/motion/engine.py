@@ -80,17 +80,6 @@ def lapack_free() -> bool:
     return jax.default_backend() == "cpu"
 
 
-def _f32(tree):
-    return jax.tree.map(
-        lambda a: (
-            a.astype(np.float32)
-            if isinstance(a, jax.Array | np.ndarray) and a.dtype == np.float64
-            else a
-        ),
-        tree,
-    )
-
-
 @functools.lru_cache(maxsize=8)
 def tracking_model(settings: hm.Settings = hm.CORRECTOR) -> mujoco.MjModel:
     """The feedforward tracker's forward model (see the module docstring; read-only)."""
@@ -163,7 +152,7 @@ def device_model(kind: str, settings: hm.Settings = hm.CORRECTOR, lapack: bool |
         m.opt.tolerance = MJX_TOLERANCE
     # Cached across traces: built from concrete arrays even when first asked for in a jit.
     with jax.ensure_compile_time_eval():
-        return _f32(mjx.put_model(m))
+        return hm.to_float32(mjx.put_model(m))
 
 
 def step(mx, d):

@@ -48,6 +48,7 @@ __all__ = [
     "forward_kinematics",
     "joint_ranges",
     "rest_qpos",
+    "to_float32",
 ]
 
 FPS = 20  # motion frame rate (frames per second), as HumanML3D
@@ -328,6 +329,22 @@ def rest_qpos() -> Float[np.ndarray, " 28"]:
     return q
 
 
+def to_float32(tree):
+    """Every float64 leaf of ``tree`` (JAX or NumPy arrays) as float32, the rest unchanged.
+
+    NumPy fields too: MJX mixes them into traced arrays, and in an x64 session float64
+    constants would promote (or scatter into) the float32 state.
+    """
+    return jax.tree.map(
+        lambda a: (
+            a.astype(np.float32)
+            if isinstance(a, jax.Array | np.ndarray) and a.dtype == np.float64
+            else a
+        ),
+        tree,
+    )
+
+
 @functools.lru_cache(maxsize=8)
 def device_model(settings: Settings = CORRECTOR):
     """The model as an ``mjx.Model`` in float32 (MJX runs in its own precision)."""
@@ -336,17 +353,7 @@ def device_model(settings: Settings = CORRECTOR):
     # Cached across traces, so it must be built from concrete arrays even when first
     # requested inside a jit (a traced model in the cache would leak tracers).
     with jax.ensure_compile_time_eval():
-        mx = mjx.put_model(build_model(settings))
-        # NumPy fields too: MJX mixes them into traced arrays, and in an x64 session
-        # float64 constants would promote (or scatter into) float32 state.
-        return jax.tree.map(
-            lambda a: (
-                a.astype(np.float32)
-                if isinstance(a, jax.Array | np.ndarray) and a.dtype == np.float64
-                else a
-            ),
-            mx,
-        )
+        return to_float32(mjx.put_model(build_model(settings)))
 
 
 @jax.jit

@@ -68,17 +68,6 @@ CORRECTORS = ("id", "pd")
 FALL_HEAD_HEIGHT = 0.6  # m; standing head centre is 1.47 m, a deep squat ~1.0 m
 
 
-def _f32(tree):
-    return jax.tree.map(
-        lambda a: (
-            a.astype(jnp.float32)
-            if isinstance(a, jax.Array | np.ndarray) and a.dtype == np.float64
-            else a
-        ),
-        tree,
-    )
-
-
 def lowest_point(qpos: Float[Array, "*b 28"]) -> Float[Array, " *b"]:
     """Height of the body's lowest point (m): min over key points of z − geom radius."""
     sites = hm.forward_kinematics(qpos)["sites"]
@@ -136,11 +125,11 @@ def _simulate_mjx_one(ref: Float[Array, "T 28"], settings: hm.Settings):
     ref = jnp.asarray(ref, jnp.float32)
     start = lift_to_floor(ref[0])
     ctrl = reference_controls(ref, settings.substeps)
-    d = _f32(mjx.make_data(mx)).replace(qpos=start, ctrl=ctrl[0, 0])
+    d = hm.to_float32(mjx.make_data(mx)).replace(qpos=start, ctrl=ctrl[0, 0])
 
     def substep(d, c):
         # x64 sessions leak float64 into a few fields; MJX runs in float32 regardless.
-        d = _f32(engine.step(mx, d.replace(ctrl=c)))
+        d = hm.to_float32(engine.step(mx, d.replace(ctrl=c)))
         force = hm.residual_force(
             settings, c[hm.N_JOINTS : hm.N_JOINTS + 3], d.qpos[:3], d.qvel[:3]
         )

@@ -140,7 +140,7 @@ def frame_physics_mjx(qpos, qvel, settings: hm.Settings) -> dict:
     mx = engine.device_model("inverse", settings, lapack=True)
     c = inv.consts(settings)
     b, t = qpos.shape[:2]
-    template = engine._f32(mjx.make_data(mx))
+    template = hm.to_float32(mjx.make_data(mx))
 
     def one(q, v):
         d = template.replace(qpos=q, qvel=v)
@@ -336,10 +336,10 @@ def simulate_mjx(ref, settings: hm.Settings, project: bool = True):
     ctrl = p["ctrl"].reshape(b, -1, s, hm.NU)
 
     def one(q0, v0, c):
-        d = engine._f32(mjx.make_data(mx)).replace(qpos=q0, qvel=v0, ctrl=c[0, 0])
+        d = hm.to_float32(mjx.make_data(mx)).replace(qpos=q0, qvel=v0, ctrl=c[0, 0])
 
         def sub(d, u):
-            d = engine._f32(engine.step(mx, d.replace(ctrl=u)))
+            d = hm.to_float32(engine.step(mx, d.replace(ctrl=u)))
             force = hm.residual_force(
                 settings, u[hm.N_JOINTS : hm.N_JOINTS + 3], d.qpos[:3], d.qvel[:3]
             )

@@ -55,7 +55,7 @@ def test_dense_newton_mjx_step_does_call_lapack():
     from mujoco import mjx
 
     mx = engine.device_model("pd", hm.CORRECTOR, lapack=True)
-    d = engine._f32(mjx.make_data(mx)).replace(qpos=jnp.asarray(hm.rest_qpos(), jnp.float32))
+    d = hm.to_float32(mjx.make_data(mx)).replace(qpos=jnp.asarray(hm.rest_qpos(), jnp.float32))
     text = (
         jax.jit(jax.vmap(lambda q: engine.step(mx, d.replace(qpos=q))))
         .lower(jnp.stack([d.qpos, d.qpos]))
