@@ -49,8 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.common.config import at_least, nonneg, option, positive_int, validate
-from sims.gaussian import engine
+from sims.common.config import nonneg, option, positive_int, validate
+from sims.gaussian import engine, phase
 from sims.gaussian.cellstats import SWEEP_WORKFLOWS, StatsSpec
 from theory import chains
 from theory import gaussian as gauss
@@ -109,7 +109,7 @@ class MapsConfig:
     n_shrink: int = option(13, check=positive_int)
     shrink_max: float = option(1.5, check=nonneg)
     replace_shrink_min: float = option(0.8, check=nonneg)
-    seeds: int = option(32, check=at_least(2))  # standard errors need two
+    seeds: int = option(32, check=phase.check_seed_count)
     generations: int = option(200, check=positive_int)
     seed: int = 0
     batch_size: int = option(256, check=positive_int)

@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sims.common.config import at_least, non_empty, option, positive_int, validate
-from sims.gaussian import engine
+from sims.common.config import non_empty, option, positive_int, validate
+from sims.gaussian import engine, phase
 from sims.gaussian.cellstats import StatsSpec
 from theory import bounds, constants
 from theory import imperfect as imp
@@ -64,7 +64,7 @@ class MisspecifiedMapConfig:
     n_gamma: int = option(64, check=positive_int)
     gamma_min: float = 0.01
     gamma_max: float = 10.0
-    seeds: int = option(32, check=at_least(2))  # standard errors need two
+    seeds: int = option(32, check=phase.check_seed_count)
     generations: int = option(300, check=positive_int)
     n_real: int = option(50, check=positive_int)
     displacement: float = 5.0
@@ -87,11 +87,10 @@ class MisspecifiedMapConfig:
         return cls(**{**base, **overrides})
 
     def lams(self) -> np.ndarray:
-        return np.linspace(0.0, self.lam_max, self.n_lam)
+        return phase.lam_grid(self.lam_max, self.n_lam)
 
     def gammas(self) -> np.ndarray:
-        logs = np.logspace(np.log10(self.gamma_min), np.log10(self.gamma_max), self.n_gamma - 1)
-        return np.concatenate([[0.0], logs])
+        return phase.gamma_grid(self.gamma_min, self.gamma_max, self.n_gamma)
 
     def spec(self) -> StatsSpec:
         k_max = max(1, int(ops.n_synthetic(self.lam_max, self.n_real)))

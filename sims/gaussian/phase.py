@@ -52,6 +52,18 @@ REGION_NAMES = (
 )
 
 
+def lam_grid(lam_max: float, n_lam: int) -> np.ndarray:
+    """The phase maps' λ axis: ``n_lam`` values linearly spaced on [0, lam_max]."""
+    return np.linspace(0.0, lam_max, n_lam)
+
+
+def gamma_grid(gamma_min: float, gamma_max: float, n_gamma: int) -> np.ndarray:
+    """The phase maps' γ axis: 0 plus ``n_gamma`` − 1 values log-spaced on
+    [gamma_min, gamma_max]."""
+    logs = np.logspace(np.log10(gamma_min), np.log10(gamma_max), n_gamma - 1)
+    return np.concatenate([[0.0], logs])
+
+
 def check_seed_count(name: str, seeds: int) -> None:
     """A seed count >= 2 (per-cell standard errors need two)."""
     positive_int(name, seeds)
@@ -127,11 +139,10 @@ class Config:
         return cls(**{**base, **overrides})
 
     def lams(self) -> np.ndarray:
-        return np.linspace(0.0, self.lam_max, self.n_lam)
+        return lam_grid(self.lam_max, self.n_lam)
 
     def gammas(self) -> np.ndarray:
-        logs = np.logspace(np.log10(self.gamma_min), np.log10(self.gamma_max), self.n_gamma - 1)
-        return np.concatenate([[0.0], logs])
+        return gamma_grid(self.gamma_min, self.gamma_max, self.n_gamma)
 
     def spec(self) -> sweep.StatsSpec:
         k_max = max(1, int(ops.n_synthetic(self.lam_max, self.n_real)))
