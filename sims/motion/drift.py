@@ -18,7 +18,14 @@ held-out test motions:
   original motions (a systematic pull shows here, noise averages out);
 * ``fid`` with ``fid_ci`` (95 % bootstrap) against the held-out test motions, ``matching``,
   ``phys_err`` (mm), via ``evaluator.evaluate`` exactly as the loop scores a generation;
-  ``fell_rate``, ``dropped`` (frames the ``id`` feasibility projection re-interpolated).
+  ``fell_rate``, ``dropped`` (frames the ``id`` feasibility projection re-interpolated);
+  ``penetration``, ``floating``, ``skating`` (mm, the parts of ``phys_err``);
+* ``gap_closed`` and ``off_gap`` (``pull``): how far the motions moved toward the test
+  motions' feature means since pass 0, and how far elsewhere.
+
+``Config.samples`` corrects other motions instead, e.g. a loop chain's generated samples
+(``sims.motion.run.checkpoint_samples``): real motions test the fixed points, generated
+ones what the corrector does to the inputs it meets in the loop (``pull``).
 
 ``run(cfg)`` returns the numbers and writes nothing; ``report(res, out)`` writes
 ``drift.json`` and ``drift.png``. ``drift(...)`` is the computation on given motions, for
@@ -41,7 +48,7 @@ from sims.motion import evaluator as ev_mod
 from sims.motion import physics as ph
 from sims.motion import representation as rep
 
-__all__ = ["FEATURE_NAMES", "Config", "drift", "report", "run", "split"]
+__all__ = ["FEATURE_NAMES", "Config", "drift", "pull", "report", "run", "split"]
 
 
 def _feature_names() -> tuple[str, ...]:
@@ -67,6 +74,10 @@ class Config:
         evaluator_data: the evaluator's training data (as the loop's).
         evaluator: evaluator architecture and training.
         n_boot: bootstrap resamples of the intervals.
+        samples: an .npz of motions to correct instead of the n real ones: a motion-loop
+            chain checkpoint (its last generation's samples, conditioned on the held-out
+            test descriptions in order) or a file with ``features`` [m, T, 30] and, unless
+            m = n_test (then the test descriptions are used), ``texts`` and ``labels``.
     """
 
     # ``scsc motion drift --corrector id,pd`` runs one config per corrector (sims.motion.cli).
@@ -81,9 +92,12 @@ class Config:
     )
     evaluator: ev_mod.Config = option(default_factory=ev_mod.Config, flag=None)
     n_boot: int = option(100, check=at_least(10))
+    samples: str = option("", metavar="NPZ", default_text="none: the n real motions")
 
     def __post_init__(self):
         validate(self)
+        if self.samples and not Path(self.samples).is_file():
+            raise ValueError(f"samples must be an existing .npz file; got {self.samples!r}")
         if self.n > self.data.n - self.n_test:
             raise ValueError(
                 f"n must be <= the training pool data.n - n_test = {self.data.n - self.n_test}; "
@@ -127,6 +141,67 @@ def _changes(x: np.ndarray, x0: np.ndarray, std: np.ndarray) -> dict:
     }
 
 
+def pull(x, y, reference, *, n_boot: int = 200, seed: int = 0) -> dict:
+    """Does one correction y = C(x) move the motions x toward the data ``reference``?
+
+    Def. 4.1's π_γ pulls p_θ toward p_θ*: of the gap between a model's samples and the data
+    it closes the fraction γ/(1+γ) (all of it at γ = ∞). Idempotence on real motions
+    (``drift``) is necessary for that but not sufficient: a corrector can leave valid motions
+    alone and still move *generated* ones anywhere. Per feature j (pooled over frames,
+    in units of the reference's standard deviation sd_j):
+
+        gap_j = (mean ref_j − mean x_j)/sd_j,     move_j = (mean y_j − mean x_j)/sd_j,
+
+    ``gap_closed`` = ⟨move, gap⟩/|gap|² (1: the mean gap closed, 0: nothing moved toward
+    the data, < 0: away from it), ``off_gap`` = RMS over features of move − gap_closed·gap
+    (the part of the move that is not toward the data: a bias), and the same for the log
+    standard deviations (``sd_gap_closed``, ``sd_off_gap``). ``gap_rms`` says how far x was
+    from the data (on real motions the gap is only sampling noise and the fractions mean
+    little). 95 % bootstrap intervals (``*_ci``; none when ``n_boot`` = 0) resample the
+    motions of x (with their y) and of the reference.
+
+    Args:
+        x, y: [n, T, 30] motions and their corrections.
+        reference: [m, T', 30] data motions (the held-out test set).
+        n_boot: bootstrap resamples.
+        seed: NumPy seed of the bootstrap.
+    """
+    x, y, ref = (np.asarray(a, np.float64) for a in (x, y, reference))
+    if x.shape != y.shape or x.ndim != 3 or ref.ndim != 3 or ref.shape[-1] != x.shape[-1]:
+        raise ValueError(
+            f"x, y must be [n, T, d] of one shape and reference [m, T', d]; got "
+            f"{x.shape}, {y.shape}, {ref.shape}"
+        )
+    d = x.shape[-1]
+    sd = ref.reshape(-1, d).std(0) + 1e-6
+
+    def closed(move, gap):
+        c = float(move @ gap / max(gap @ gap, 1e-12))
+        return c, float(np.sqrt(np.mean((move - c * gap) ** 2)))
+
+    def stats(xs, ys, rs):
+        xf, yf, rf = (a.reshape(-1, d) for a in (xs, ys, rs))
+        gap, move = (rf.mean(0) - xf.mean(0)) / sd, (yf.mean(0) - xf.mean(0)) / sd
+        lsd = lambda a: np.log(a.std(0) + 1e-6 * sd)  # noqa: E731
+        sd_gap, sd_move = lsd(rf) - lsd(xf), lsd(yf) - lsd(xf)
+        return (*closed(move, gap), *closed(sd_move, sd_gap), float(np.sqrt(np.mean(gap**2))))
+
+    names = ("gap_closed", "off_gap", "sd_gap_closed", "sd_off_gap", "gap_rms")
+    point = stats(x, y, ref)
+    out = {k: v for k, v in zip(names, point, strict=True)}
+    if n_boot == 0:
+        return out
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(n_boot):
+        i = rng.integers(0, x.shape[0], x.shape[0])
+        j = rng.integers(0, ref.shape[0], ref.shape[0])
+        boot.append(stats(x[i], y[i], ref[j]))
+    lo, hi = np.percentile(np.asarray(boot), [2.5, 97.5], axis=0)
+    out.update({f"{k}_ci": [float(a), float(b)] for k, a, b in zip(names, lo, hi, strict=True)})
+    return out
+
+
 def drift(
     evaluator: ev_mod.Evaluator,
     features: np.ndarray,
@@ -155,6 +230,13 @@ def drift(
         "matching_ci",
         "phys_err",
         "phys_err_ci",
+        "penetration",
+        "floating",
+        "skating",
+        "gap_closed",
+        "gap_closed_ci",
+        "off_gap",
+        "gap_rms",
         "fell_rate",
         "dropped",
         "seconds",
@@ -174,10 +256,12 @@ def drift(
         seconds = time.perf_counter() - t0
         # The loop's evaluation call (loop.corrector_drift): same key, same reference.
         m = ev_mod.evaluate(evaluator, jax.random.key(0), x, texts, labels, test_features, n_boot)
+        keep = ("fid", "fid_ci", "matching", "matching_ci", "phys_err", "phys_err_ci")
+        toward = pull(x0, x, test_features, n_boot=n_boot, seed=p)
         row = {
             **_changes(x, x0, std),
-            **{k: m[k] for k in ("fid", "fid_ci", "matching", "matching_ci", "phys_err")},
-            "phys_err_ci": m["phys_err_ci"],
+            **{k: m[k] for k in (*keep, "penetration", "floating", "skating")},
+            **{k: toward[k] for k in ("gap_closed", "gap_closed_ci", "off_gap", "gap_rms")},
             "fell_rate": fell,
             "dropped": dropped,
             "seconds": seconds,
@@ -195,12 +279,15 @@ def run(cfg: Config) -> dict:
     data = ds.load(cfg.data)
     train, test = split(cfg.data, cfg.n_test)
     idx = train[: cfg.n]
+    features, texts, labels = data["features"][idx], data["texts"][idx], data["labels"][idx]
+    if cfg.samples:
+        features, texts, labels = _samples(cfg, data["texts"][test], data["labels"][test])
     evaluator = ev_mod.load(cfg.evaluator_data, cfg.evaluator)
     res = drift(
         evaluator,
-        data["features"][idx],
-        data["texts"][idx],
-        data["labels"][idx],
+        features,
+        texts,
+        labels,
         data["features"][test],
         corrector=cfg.corrector,
         passes=cfg.passes,
@@ -210,24 +297,55 @@ def run(cfg: Config) -> dict:
     return {
         "corrector": cfg.corrector,
         "backend": cfg.backend,
+        "motions": cfg.samples or "real",
         **res,
         "total_seconds": time.perf_counter() - t0,
         "config": cfg,
     }
 
 
+def _samples(cfg: Config, test_texts, test_labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, texts, labels) of ``cfg.samples`` (see ``Config``)."""
+    from sims.motion import run as run_mod
+
+    with np.load(cfg.samples, allow_pickle=False) as z:
+        names = set(z.files)
+        if "features" in names:
+            x = np.asarray(z["features"], np.float32)
+            texts = z["texts"].astype(str) if "texts" in names else None
+            labels = z["labels"] if "labels" in names else None
+    if "features" not in names:
+        x = run_mod.checkpoint_samples(cfg.samples)
+        texts = labels = None
+    if x.ndim != 3 or x.shape[1:] != (cfg.data.frames, len(FEATURE_NAMES)):
+        raise ValueError(
+            f"{cfg.samples}: motions must be [m, {cfg.data.frames}, {len(FEATURE_NAMES)}]; "
+            f"got {x.shape}"
+        )
+    if texts is None or labels is None:
+        if x.shape[0] != cfg.n_test:
+            raise ValueError(
+                f"{cfg.samples}: without texts and labels the motions must be the "
+                f"{cfg.n_test} test descriptions' samples; got {x.shape[0]} motions"
+            )
+        texts, labels = test_texts, test_labels
+    return x, texts, labels
+
+
 def summary(res: dict) -> str:
     """A table: one row per pass."""
     lines = [
-        f"corrector {res['corrector']} ({res['backend']}): pass  hinge rad  root cm  "
-        "max shift (sd, feature)  FID [95 % CI]  phys mm"
+        f"corrector {res['corrector']} ({res['backend']}) on {res.get('motions', 'real')} "
+        "motions: pass  hinge rad  root cm  max shift (sd, feature)  FID [95 % CI]  phys mm  "
+        "gap closed"
     ]
     for p in res["passes"]:
         lo, hi = res["fid_ci"][p]
         lines.append(
             f"  {p:>2}  {res['hinge_rms_change'][p]:.4f}  {100 * res['root_change'][p]:.3f}  "
             f"{res['max_feature_shift'][p]:.2f} ({res['max_feature_shift_name'][p]})  "
-            f"{res['fid'][p]:.3f} [{lo:.3f}, {hi:.3f}]  {res['phys_err'][p]:.2f}"
+            f"{res['fid'][p]:.3f} [{lo:.3f}, {hi:.3f}]  {res['phys_err'][p]:.2f}  "
+            f"{res['gap_closed'][p]:+.2f}"
         )
     return "\n".join(lines)
 
@@ -280,9 +398,9 @@ def report(res: dict | list[dict], out: str | Path) -> list[Path]:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     axes[3].legend(fontsize=8)
-    n = cfgs[0].n
+    what = f"{cfgs[0].n} real motions" if not cfgs[0].samples else Path(cfgs[0].samples).name
     fig.suptitle(
-        f"Corrector drift on {n} real motions (idempotence: a projection stays flat); "
+        f"Corrector drift on {what} (idempotence: a projection stays flat on real motions); "
         f"git {str(prov['git_sha'])[:8]}{' dirty' if prov['git_dirty'] else ''}",
         fontsize=10,
     )

@@ -29,6 +29,7 @@ atomically after every generation of every chain (``sims.common.runner``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import zlib
 from collections.abc import Callable
@@ -51,7 +52,16 @@ from sims.motion.step import Counts, LoopData, Model, StepConfig, make_finetune,
 from sims.motion.text import Tokenizer
 from theory import operators as ops
 
-__all__ = ["Chain", "MotionLoop", "Setup", "chains", "n_synth", "prepare", "run"]
+__all__ = [
+    "Chain",
+    "MotionLoop",
+    "Setup",
+    "chains",
+    "checkpoint_samples",
+    "n_synth",
+    "prepare",
+    "run",
+]
 
 F32 = jnp.float32
 
@@ -192,6 +202,31 @@ def step_config(cfg: Config, s: Setup, *, steps: int, arm: str = "baseline") -> 
 # ------------------------------------------------------------------ evaluation
 
 
+def checkpoint_samples(path: str | Path) -> np.ndarray:
+    """The last generation's samples [n_test, T, 30] of a chain checkpoint (``MotionLoop``),
+    read without the run's config.
+
+    The chain arrays are ``{"model", "samples"}``; ``equinox.tree_serialise_leaves`` writes
+    their leaves one ``np.save`` record after another in key order, so the samples are the
+    last record. (Loading the whole state needs a template built from the run's config:
+    ``sims.common.checkpoint.load``.)
+    """
+    import io
+    import json
+
+    try:
+        with np.load(path) as z:
+            tree, meta = io.BytesIO(bytes(z["tree"])), json.loads(bytes(z["meta"]).decode())
+    except (OSError, KeyError, ValueError, EOFError) as e:
+        raise ValueError(f"{path}: not a motion-loop chain checkpoint ({e})") from None
+    last = None
+    while tree.tell() < len(tree.getbuffer()):
+        last = np.load(tree, allow_pickle=False)
+    if last is None or last.ndim != 3 or "t" not in meta:
+        raise ValueError(f"{path}: not a motion-loop chain checkpoint (no [n, T, d] samples)")
+    return np.asarray(last, np.float32)
+
+
 def _evaluate(cfg: Config, s: Setup, samples: np.ndarray, key: jax.Array) -> dict:
     d, idx = s.data, s.test_idx
     return ev_mod.evaluate(
@@ -222,8 +257,11 @@ def real_reference(cfg: Config, s: Setup, n: int) -> dict:
     )
 
 
-def _synth_diag(synth, used, valid, corrected) -> dict:
-    """Physical error of the synthetic training motions before and after correction."""
+def _synth_diag(synth, used, valid, corrected, real) -> dict:
+    """Physical error of the synthetic training motions before and after correction, and
+    how far the correction moved them toward the ``real`` training motions
+    (``drift.pull``: ``gap_closed``, ``off_gap``; on the motions the loop corrects, not on
+    data)."""
     k = int(np.sum(valid))
     if k == 0:
         return {}
@@ -232,10 +270,12 @@ def _synth_diag(synth, used, valid, corrected) -> dict:
     finite = bool(np.isfinite(raw).all() and np.isfinite(out).all())
     before = ev_mod.plausibility_of(raw)["phys_err"] if finite else np.full(k, np.nan)
     after = ev_mod.plausibility_of(out)["phys_err"] if finite else np.full(k, np.nan)
+    toward = drift_mod.pull(raw, out, real, n_boot=0) if finite else {}
     return {
         "synthetic_phys_err": float(np.mean(before)),
         "used_phys_err": float(np.mean(after)),
         "corrected_fraction": float(np.mean(np.asarray(corrected)[:k])),
+        **{k: toward.get(k, math.nan) for k in ("gap_closed", "off_gap")},
     }
 
 
@@ -347,7 +387,8 @@ class MotionLoop:
         timing = {"step": time.perf_counter() - t0}
         t0 = time.perf_counter()
         metrics = _evaluate(cfg, s, samples, k_eval)
-        diag = _synth_diag(out.synthetic, out.used, out.valid, out.corrected)
+        real = s.data["features"][s.train_idx[: chain.n]]
+        diag = _synth_diag(out.synthetic, out.used, out.valid, out.corrected, real)
         timing["evaluation"] = time.perf_counter() - t0
         new = state.advance(
             {"model": out.model, "samples": samples},

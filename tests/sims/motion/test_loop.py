@@ -208,6 +208,24 @@ def test_fourth_arm_is_corrected_by_the_pd_tracker(smoke_run):
 
 
 @pytest.mark.heavy
+def test_checkpoint_samples_are_the_chains_samples(smoke_run, tmp_path):
+    """``run.checkpoint_samples`` (no config needed) reads what the full template load reads."""
+    from sims.common import checkpoint as ck
+    from sims.motion import run
+
+    out, _, _ = smoke_run
+    exp = run.MotionLoop(CFG, run.prepare(CFG))
+    files = sorted(out.rglob("*.npz"))
+    chains = [f for f in files if "gen0" not in f.name and "fig5" not in f.name]
+    assert chains, files
+    for f in chains:
+        want = ck.load(f, exp.template("")).arrays["samples"]
+        np.testing.assert_array_equal(run.checkpoint_samples(f), want)
+    (tmp_path / "x.npz").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a motion-loop chain checkpoint"):
+        run.checkpoint_samples(tmp_path / "x.npz")
+
+
 def test_resume_equals_uninterrupted(smoke_run, tmp_path):
     _, payload, _ = smoke_run
 
