@@ -275,7 +275,7 @@ def _synth_diag(synth, used, valid, corrected, real) -> dict:
         "synthetic_phys_err": float(np.mean(before)),
         "used_phys_err": float(np.mean(after)),
         "corrected_fraction": float(np.mean(np.asarray(corrected)[:k])),
-        **{k: toward.get(k, math.nan) for k in ("gap_closed", "off_gap")},
+        **{name: toward.get(name, math.nan) for name in ("gap_closed", "off_gap")},
     }
 
 
