@@ -19,6 +19,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from theory import linalg
 from theory._checks import as_float, check_nonneg, check_nonneg_int
 
 __all__ = [
@@ -162,7 +163,7 @@ def lemma_a7_jacobian(a_inv_c: Float[Array, "d d"], lam, gamma) -> Float[Array, 
     m = as_float(a_inv_c)
     lam = as_float(lam)
     eye = jnp.eye(m.shape[-1], dtype=m.dtype)
-    return jnp.linalg.solve(eye + lam * m, lam * _inv_one_plus(gamma) * m)
+    return linalg.solve(eye + lam * m, lam * _inv_one_plus(gamma) * m)
 
 
 def prop_b2_constant(lam, gamma, big_b, kappa=0.0) -> Float[Array, "..."]:

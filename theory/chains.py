@@ -34,6 +34,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from theory import gaussian as gauss
+from theory import linalg
 from theory._checks import (
     as_float,
     check_nonneg,
@@ -550,7 +551,7 @@ def augment_stationary(
 def _augment_stationary(n, lam, gamma, data_mean, data_var, real, opts):
     matrix, _ = _augment_system(n, lam, gamma, data_mean, data_var, real, None, opts)
     m4, const = matrix[:4, :4], matrix[:4, 4]
-    x = jnp.linalg.solve(jnp.eye(4, dtype=m4.dtype) - m4, const)
+    x = linalg.solve(jnp.eye(4, dtype=m4.dtype) - m4, const)
     return as_float(data_mean) + x[0], x[1], x[3], _augment_rate(m4)
 
 
@@ -562,7 +563,7 @@ def _augment_rate(m4: Float[Array, "4 4"]) -> Float[Array, ""]:
     block on (e², σ²): (τ ± sqrt(τ² − 4Δ))/2, of modulus sqrt(Δ) when complex.
     """
     block = m4[jnp.array([1, 3])][:, jnp.array([1, 3])]
-    tr, det = jnp.trace(block), jnp.linalg.det(block)
+    tr, det = jnp.trace(block), linalg.det(block)
     disc = tr**2 - 4.0 * det
     root = jnp.sqrt(jnp.abs(disc))
     radius = jnp.where(disc >= 0, 0.5 * (jnp.abs(tr) + root), jnp.sqrt(jnp.abs(det)))

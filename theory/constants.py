@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from theory import bounds
+from theory import bounds, linalg
 from theory._checks import (
     as_float,
     check_matrix,
@@ -100,7 +100,7 @@ def fisher_curvature(
 def _fisher_curvature(logpdf, theta, x, w):
     hess = jax.vmap(jax.hessian(logpdf), in_axes=(None, 0))(theta, x)
     mean = jnp.einsum("n,nij->ij", w / jnp.sum(w), hess)
-    return jnp.linalg.eigvalsh(-0.5 * (mean + mean.T))[0]
+    return linalg.eigvalsh(-0.5 * (mean + mean.T))[0]
 
 
 def hessian_lipschitz(
@@ -141,7 +141,7 @@ def _hessian_lipschitz(logpdf, theta, x):
     dh = jax.vmap(d_hess, in_axes=(None, 0))(theta, x)  # (n, p, p, d)
     if x.shape[1] == 1:
         sym = 0.5 * (dh[..., 0] + jnp.swapaxes(dh[..., 0], -1, -2))
-        norms = jnp.max(jnp.abs(jnp.linalg.eigvalsh(sym)), axis=-1)
+        norms = jnp.max(jnp.abs(linalg.eigvalsh(sym)), axis=-1)
     else:
         norms = jnp.sqrt(jnp.sum(dh**2, axis=(1, 2, 3)))
     return jnp.max(norms)

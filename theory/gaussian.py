@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from theory import bounds
+from theory import bounds, linalg
 from theory._checks import as_float, check_nonneg, is_traced
 
 __all__ = [
@@ -82,12 +82,12 @@ def sqrtm_psd(a: Float[Array, "d d"]) -> Float[Array, "d d"]:
     """Symmetric square root of a symmetric PSD matrix.
 
     d ≤ 2 uses the closed form √A = (A + √det A · I)/√(tr A + 2√det A) (batched LAPACK eigh
-    calls dominate the loops' run time otherwise); larger d uses eigh. Negative round-off
-    is clipped in both.
+    calls dominate the loops' run time otherwise); larger d uses ``theory.linalg.eigh`` (no
+    LAPACK). Negative round-off is clipped in both.
     """
     d = a.shape[-1]
     if d > 2:
-        w, v = jnp.linalg.eigh(a)
+        w, v = linalg.eigh(a)
         return (v * jnp.sqrt(jnp.clip(w, 0.0))[None, :]) @ v.T
     if d == 1:
         return jnp.sqrt(jnp.clip(a, 0.0))
@@ -168,8 +168,8 @@ def factorize(g: Gaussian | Factor) -> Factor:
     if isinstance(g, Factor):
         return g
     root = sqrtm_psd(g.cov)
-    log_norm = -0.5 * jnp.linalg.slogdet(g.cov)[1] - 0.5 * g.dim * jnp.log(2 * jnp.pi)
-    return Factor(g.mean, root, jnp.linalg.inv(root), log_norm)
+    log_norm = -0.5 * linalg.logabsdet(g.cov) - 0.5 * g.dim * jnp.log(2 * jnp.pi)
+    return Factor(g.mean, root, linalg.inv(root), log_norm)
 
 
 def sample(key: jax.Array, g: Gaussian | Factor, n: int) -> Float[Array, "n d"]:
@@ -204,11 +204,11 @@ def w2(g1: Gaussian, g2: Gaussian) -> Float[Array, ""]:
 
 def kl(g1: Gaussian, g2: Gaussian) -> Float[Array, ""]:
     """KL(N₁ ‖ N₂) for positive-definite covariances."""
-    chol2 = jnp.linalg.cholesky(g2.cov)
-    solve = partial(jax.scipy.linalg.cho_solve, (chol2, True))
+    chol2 = linalg.cholesky(g2.cov)
+    solve = partial(linalg.cho_solve, chol2)
     diff = g2.mean - g1.mean
     logdet2 = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol2)))
-    logdet1 = jnp.linalg.slogdet(g1.cov)[1]
+    logdet1 = linalg.logabsdet(g1.cov)
     return 0.5 * (jnp.trace(solve(g1.cov)) + diff @ solve(diff) - g1.dim + logdet2 - logdet1)
 
 

@@ -39,7 +39,7 @@ import numpy as np
 from jax.scipy.special import log_ndtr, ndtr, ndtri
 from jaxtyping import Array, Float
 
-from theory import constants
+from theory import constants, linalg
 from theory import gaussian as gauss
 from theory._checks import as_float, check_nonneg, check_positive_int, is_traced
 from theory.operators import Affine, n_synthetic, validate_affine
@@ -392,12 +392,12 @@ def _selective_fixed_point(kind, iterations, lam, data, alpha, center, width, th
         return jnp.stack(_selective_map(kind, x[0], x[1], lam, data, alpha, center, width))
 
     def newton(_, x):
-        return x - jnp.linalg.solve(jnp.eye(2, dtype=x.dtype) - jax.jacfwd(f)(x), x - f(x))
+        return x - linalg.solve(jnp.eye(2, dtype=x.dtype) - jax.jacfwd(f)(x), x - f(x))
 
     x = jax.lax.fori_loop(0, iterations, lambda _, x: f(x), jnp.stack(theta0))
     x = jax.lax.fori_loop(0, 3, newton, x)
     jac = jax.jacfwd(f)(x)
-    tr, det = jnp.trace(jac), jnp.linalg.det(jac)
+    tr, det = jnp.trace(jac), linalg.det(jac)
     disc = tr**2 - 4.0 * det
     radius = jnp.where(
         disc >= 0, 0.5 * (jnp.abs(tr) + jnp.sqrt(jnp.abs(disc))), jnp.sqrt(jnp.abs(det))

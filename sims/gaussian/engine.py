@@ -79,8 +79,8 @@ from sims.gaussian.cellstats import (
     marriott_pope,
     transient_rate,
 )
+from theory import linalg, sampling
 from theory import operators as ops
-from theory import sampling
 
 __all__ = [
     "RULES",
@@ -379,7 +379,7 @@ class _Dense:
     @staticmethod
     def analyse(theta):
         mean, cov = theta
-        w, v = jnp.linalg.eigh(cov)
+        w, v = linalg.eigh(cov)
         sq = jnp.sqrt(jnp.maximum(w, 0.0))
         root = jnp.einsum("...ij,...j,...kj->...ik", v, sq, v)
         d = mean.shape[-1]
@@ -401,7 +401,7 @@ class _Dense:
 
     @staticmethod
     def sqrt(cov):
-        w, v = jnp.linalg.eigh(cov)
+        w, v = linalg.eigh(cov)
         return jnp.einsum("...ij,...j,...kj->...ik", v, jnp.sqrt(jnp.maximum(w, 0.0)), v)
 
     @staticmethod

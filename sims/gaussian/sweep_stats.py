@@ -32,8 +32,8 @@ from sims.gaussian.cellstats import (
 )
 from sims.gaussian.loop import finite_fit
 from theory import gaussian as gauss
+from theory import linalg, sampling
 from theory import operators as ops
-from theory import sampling
 
 __all__ = ["RunTrace", "cell", "map_cells", "run", "summarize"]
 
@@ -59,7 +59,7 @@ def _min_eig(cov: Float[Array, "d d"]) -> Float[Array, ""]:
         half_tr = 0.5 * (cov[0, 0] + cov[1, 1])
         det = cov[0, 0] * cov[1, 1] - cov[0, 1] * cov[1, 0]
         return half_tr - jnp.sqrt(jnp.clip(half_tr**2 - det, 0.0))
-    return jnp.linalg.eigvalsh(cov)[0]
+    return linalg.eigvalsh(cov)[0]
 
 
 def _observe(theta: gauss.Gaussian, target: gauss.Gaussian):
@@ -68,7 +68,7 @@ def _observe(theta: gauss.Gaussian, target: gauss.Gaussian):
         gauss.w2(theta, target),
         gauss.param_distance(theta, target),
         _min_eig(theta.cov),
-        jnp.linalg.slogdet(theta.cov)[1],
+        linalg.logabsdet(theta.cov),
         finite_fit(theta),
     )
 
