@@ -52,22 +52,12 @@ class RunTrace:
     finite: Array
 
 
-def _min_eig(cov: Float[Array, "d d"]) -> Float[Array, ""]:
-    if cov.shape[-1] == 1:
-        return cov[0, 0]
-    if cov.shape[-1] == 2:
-        half_tr = 0.5 * (cov[0, 0] + cov[1, 1])
-        det = cov[0, 0] * cov[1, 1] - cov[0, 1] * cov[1, 0]
-        return half_tr - jnp.sqrt(jnp.clip(half_tr**2 - det, 0.0))
-    return linalg.eigvalsh(cov)[0]
-
-
 def _observe(theta: gauss.Gaussian, target: gauss.Gaussian):
     return (
         theta.mean,
         gauss.w2(theta, target),
         gauss.param_distance(theta, target),
-        _min_eig(theta.cov),
+        linalg.eigvalsh(theta.cov)[0],
         linalg.logabsdet(theta.cov),
         finite_fit(theta),
     )
