@@ -12,9 +12,9 @@ the kernel and the batch's work, and changes between jaxlib versions. The projec
 are small (Gaussian covariances, 2 × 2 to 5 × 5 Jacobians and Hessians, d ≤ a few tens), so
 the routines below, ``fori_loop``s of vector operations over a static size, vectorised over
 any leading batch axes, replace every LAPACK call in the project's jitted code; they cannot
-deadlock and compile to the same program on GPU. The price, measured on 4096 matrices per
+deadlock and run unchanged on GPU. The price, measured on 4096 matrices per
 call on this CPU (``benchmarks/small_linalg.py``): faster than LAPACK at d ≤ 3, up to 1.7×
-slower at d = 8 (``eigh`` 3×), 4–9× at d = 16; a d = 8 phase sweep takes ≈ 1.4× as long, and
+slower at d = 8 (``eigh`` 3×), 1.6–9× at d = 16; a d = 8 phase sweep takes ≈ 1.4× as long, and
 the d = 2 experiments use closed forms and do not change.
 
 Every public routine is jitted (a while loop run eagerly would be traced and compiled at
