@@ -30,7 +30,7 @@ Eigenvalues come back ascending, eigenvectors as columns, as in ``jnp.linalg.eig
 from __future__ import annotations
 
 import math
-from functools import partial
+from functools import partial, wraps
 
 import jax
 import jax.numpy as jnp
@@ -73,12 +73,12 @@ def _triangular(low, b, lower_first):
 def _as_matrix_rhs(fn):
     """Lift a (d,d),(d,k) kernel to jnp.linalg's conventions (b a vector when one axis short)."""
 
+    @wraps(fn)
     def lifted(a, b):
         if b.ndim == a.ndim - 1:
             return lifted(a, b[..., None])[..., 0]
         return jnp.vectorize(fn, signature="(d,d),(d,k)->(d,k)")(a, b)
 
-    lifted.__doc__, lifted.__name__ = fn.__doc__, fn.__name__
     return jax.jit(lifted)  # jitted: eager callers reuse one compilation per shape
 
 

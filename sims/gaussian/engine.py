@@ -79,6 +79,7 @@ from sims.gaussian.cellstats import (
     marriott_pope,
     transient_rate,
 )
+from theory import gaussian as gauss
 from theory import linalg, sampling
 from theory import operators as ops
 
@@ -401,8 +402,7 @@ class _Dense:
 
     @staticmethod
     def sqrt(cov):
-        w, v = linalg.eigh(cov)
-        return jnp.einsum("...ij,...j,...kj->...ik", v, jnp.sqrt(jnp.maximum(w, 0.0)), v)
+        return jnp.vectorize(gauss.sqrtm_psd, signature="(d,d)->(d,d)")(cov)
 
     @staticmethod
     def var0(theta):
