@@ -42,15 +42,17 @@ docs: $(VENV)/.docs
 # missed): a full single-process run (~2,000 XLA compilations, 17+ minutes) once died of a
 # segfault inside XLA's CPU compiler (backend_compile_and_load) in a theory test that passes
 # on its own; fresh processes bound what one process accumulates (docs/design.md#testing).
-SPLIT := tests/theory tests/sims/gaussian tests/sims/digits tests/sims/motion
+# Digits share the last process (alone they left one worker idle ~20 s of their ~125 s).
+SPLIT := tests/theory tests/sims/gaussian tests/sims/motion
 # Each split on $(JOBS) pytest-xdist workers, one test file per worker at a time (module
-# fixtures stay shared; session fixtures and tmp_path_factory are per worker). Clean clone,
-# idle 2-core CPU: pytest 1,054 s instead of 1,207 s in one process per split (motion 459 vs
-# 531 s, the rest 148 vs 219 s; theory, Gaussian and digits unchanged within noise).
-XDIST := -n $(JOBS) --dist loadfile
+# fixtures stay shared; session fixtures and tmp_path_factory are per worker), the slowest
+# files first (tests/conftest.py's SLOWEST_FIRST; xdist's default order is by test count).
+# One data cache (SCSC_CACHE: motion datasets, evaluators) for all of them, removed after.
+XDIST := -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 test: lint docs
-	set -e; for d in $(SPLIT); do $(PY) -m pytest $(XDIST) $$d; done; \
+	set -e; export SCSC_CACHE=$$(mktemp -d); trap 'rm -rf "$$SCSC_CACHE"' EXIT; \
+	for d in $(SPLIT); do $(PY) -m pytest $(XDIST) $$d; done; \
 	$(PY) -m pytest $(XDIST) tests $(addprefix --ignore=,$(SPLIT))
 
 # The contributor's first check, about 3 minutes on 2 CPU cores: the theory and the Gaussian

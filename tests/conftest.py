@@ -1,4 +1,5 @@
-"""Session-wide test settings: Hypothesis profiles, the compilation cache, a guard on x64.
+"""Session-wide test settings: Hypothesis profiles, the data and compilation caches, a guard
+on x64.
 
 No precision is set here: model code is tested in the precision it runs in (float32 by
 default), and ``tests/theory/conftest.py`` scopes float64 and strict promotion to the theory
@@ -8,6 +9,7 @@ float64 silently).
 """
 
 import os
+import tempfile
 
 import jax
 import pytest
@@ -23,9 +25,50 @@ if os.environ.setdefault("SCSC_JAX_CACHE", "off").lower() not in ("off", "0", ""
 
     enable_compilation_cache()
 
+# The motion datasets and evaluators are cached under ``$SCSC_CACHE`` (default
+# ``~/.cache/scsc``): a temporary directory for the session unless the caller chose one
+# (``make test`` passes one directory to all its pytest processes and workers, so a dataset
+# or evaluator is built once per run; writes are atomic, so concurrent builders are safe).
+if "SCSC_CACHE" not in os.environ:
+    _DATA_CACHE = tempfile.TemporaryDirectory(prefix="scsc-test-cache-")
+    os.environ["SCSC_CACHE"] = _DATA_CACHE.name
+
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=60)
 settings.register_profile("dev", deadline=None, max_examples=60)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+# The slowest test files first (worker-seconds measured on the 2-core CPU, 2026-12-03; the
+# others follow in collection order): ``make test`` schedules whole files on pytest-xdist
+# workers (``--dist loadfile --no-loadscope-reorder``), and a long file started last leaves
+# the other worker idle for its length (longest-processing-time-first scheduling).
+SLOWEST_FIRST = (
+    "tests/sims/motion/test_loop.py",  # 250 s
+    "tests/sims/motion/test_engine.py",  # 150
+    "tests/test_notebooks.py",  # 160
+    "tests/test_cli.py",  # 130
+    "tests/sims/gaussian/test_sweep.py",  # 125
+    "tests/sims/gaussian/test_sweep_law.py",  # 125
+    "tests/sims/motion/test_motion.py",  # 120
+    "tests/sims/gaussian/test_engine_imperfect.py",  # 110
+    "tests/sims/digits/test_loop.py",  # 110
+    "tests/sims/gaussian/test_loop.py",  # 110
+    "tests/sims/motion/test_drift.py",  # 105
+    "tests/sims/digits/test_digits.py",  # 105
+    "tests/sims/motion/test_mjx.py",  # 105
+    "tests/sims/motion/test_evaluator.py",  # 85
+    "tests/theory/test_imperfect.py",  # 75
+    "tests/theory/test_sampling.py",  # 70
+    "tests/sims/motion/test_tracking.py",  # 65
+    "tests/theory/test_linalg.py",  # 65
+    "tests/sims/imperfect/test_real.py",  # 60
+    "tests/theory/test_operators.py",  # 50
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {path: i for i, path in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,12 @@
 """The motion generator and self-consuming loop (sims.motion.generator / loop / cli).
 
-One smoke run of the whole loop (MJX correction inside the jitted step) is shared by the
-module; the resume test reuses its compiled functions.
+One smoke run of the whole loop (four arms) is shared by the module; the resume test reuses
+its compiled functions. It corrects with the C backend (``backend="mujoco"``, a
+``pure_callback`` inside the jitted step): the MJX backend compiles each corrector into the
+step (≈ 70–80 s per arm on 2 CPU cores) and runs it slower, and the arms, diagnostics and
+resume under test do not depend on the backend. The default MJX step is compiled and run
+in the ``slow`` case of ``test_jitted_step_outputs``; MJX vs C parity of both correctors is
+in test_engine.py and test_mjx.py.
 """
 
 import dataclasses
@@ -21,15 +26,14 @@ from sims.motion import evaluator as ev_mod
 from sims.motion import generator as gen
 from sims.motion import loop, report
 
-CFG = loop.Config.smoke()
+MJX_CFG = loop.Config.smoke()
+CFG = dataclasses.replace(MJX_CFG, backend="mujoco")
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SCSC_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+def cache(motion_cache):
+    """The session's data cache: the smoke loop's evaluator is test_drift.py's."""
+    return motion_cache
 
 
 @pytest.fixture(scope="module")
@@ -141,13 +145,22 @@ def test_generator_loss_decreases(cache):
 
 
 @pytest.mark.heavy
-def test_jitted_step_outputs(cache):
-    s = loop.prepare(CFG)
-    params, _ = gen.init(CFG.generator, s.tokenizer.size, s.data["features"][s.train_idx[:24]])
-    opt = optim.adam(CFG.finetune_lr)
+@pytest.mark.parametrize("backend", ["mujoco", pytest.param("mjx", marks=pytest.mark.slow)])
+def test_jitted_step_outputs(cache, backend):
+    """The loop step: sample, ``id`` correction of the valid rows, fine-tune.
+
+    The C backend's step is the smoke run's (``make_step`` is cached per ``StepConfig``, so it
+    compiles once per module). The default MJX step is ``slow`` (its compile alone is ≈ 80 s
+    on 2 CPU cores); MJX ``id`` inside a caller's ``jit`` is tested in test_engine.py, MJX
+    ``pd`` inside ``jit`` and ``vmap`` in test_mjx.py.
+    """
+    cfg = dataclasses.replace(MJX_CFG, backend=backend)
+    assert cfg.corrector == "id" and MJX_CFG.backend == "mjx"
+    s = loop.prepare(cfg)
+    params, _ = gen.init(cfg.generator, s.tokenizer.size, s.data["features"][s.train_idx[:24]])
+    opt = optim.adam(cfg.finetune_lr)
     k = 12
-    # The smoke run's own step (make_step is cached per StepConfig): compiled once per module.
-    step = loop.make_step(opt, loop.step_config(CFG, s, steps=CFG.finetune_steps, arm="corrected"))
+    step = loop.make_step(opt, loop.step_config(cfg, s, steps=cfg.finetune_steps, arm="corrected"))
     counts = loop.Counts(jnp.int32(24), jnp.int32(k), jnp.float32(np.inf))
     out = step(loop.Model(params, opt.init(params)), jax.random.key(3), s.arrays, counts)
     (new, _), losses, samples, synth, used, valid, corrected = out

@@ -1,5 +1,6 @@
 """MJX backend of the PD tracker: parity with C MuJoCo, compile-once, use inside a caller's jit and
-vmap (the feedforward tracker's MJX parity is in test_engine.py).
+vmap, and no LAPACK call in its lowering (the feedforward tracker's MJX parity and lowering
+are in test_engine.py).
 
 One jitted function is compiled for the whole module (≈ 1–2 min on 2 CPU cores): the
 issue-6 use, the physics corrector inside the caller's ``jit`` and ``vmap`` (over groups of
@@ -66,6 +67,12 @@ def test_mjx_matches_c_mujoco(refs, mjx_result):
     np.testing.assert_allclose(info_mjx["residual_force"], info_c["residual_force"], atol=0.02)
     # The correction did something (the kinematic reference is not a fixed point).
     assert float(jnp.max(jnp.abs(q_mjx - refs))) > 1e-3
+
+
+def test_pd_mjx_correction_lowers_without_lapack(step, refs, mjx_result, assert_no_lapack):
+    del mjx_result  # traced already: lowering reuses the trace
+    keys = jax.random.split(jax.random.key(0), 1)
+    assert_no_lapack(step.lower(keys, rep.to_features(refs)[None]))
 
 
 def test_batch_compiles_once(step, refs, mjx_result):
