@@ -243,17 +243,24 @@ def digits_estimate(
     return _summary("digits K-means (K = 16)", "digits", math.inf, stats, hat)
 
 
-def motion_estimate(corrector: str, *, n: int = 64, n_boot: int = 200, seed: int = 1) -> dict:
+def motion_estimate(
+    corrector: str, *, n: int = 64, n_boot: int = 200, seed: int = 1, smoke: bool = False
+) -> dict:
     """One pass of a motion physics corrector (``id`` or ``pd``, C MuJoCo backend, γ = ∞ as in
-    the loop) on the loop's first ``n`` real training motions (cached dataset)."""
+    the loop) on the loop's first ``n`` real training motions (cached dataset).
+
+    ``smoke``: the drift smoke data instead (``drift.Config.smoke``: the first 32 training
+    motions of 72 × 24 frames; seconds, where the loop's 640 × 60 dataset takes about a
+    minute to generate when not cached); ``n`` is then ignored.
+    """
     from sims.motion import dataset as ds
     from sims.motion import drift
     from sims.motion import physics as ph
 
-    cfg = drift.Config(corrector=corrector, n=n)
+    cfg = drift.Config.smoke(corrector) if smoke else drift.Config(corrector=corrector, n=n)
     data = ds.load(cfg.data)
     train, _ = drift.split(cfg.data, cfg.n_test)
-    x = np.asarray(data["features"][train[:n]], np.float32)
+    x = np.asarray(data["features"][train[: cfg.n]], np.float32)
     y, _ = ph.correct_motion(
         jax.random.key(seed), jnp.asarray(x), backend="mujoco", corrector=corrector
     )
