@@ -38,13 +38,15 @@ settings.register_profile("dev", deadline=None, max_examples=60)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
-# The slowest test files first (worker-seconds measured on the 2-core CPU, 2026-12-03; the
+# The slowest test files first (worker-seconds on the 2-core AMD CPU, 2026-12-03; files of
+# different areas never share a pytest run, so only the order within an area matters; the
 # others follow in collection order): ``make test`` schedules whole files on pytest-xdist
 # workers (``--dist loadfile --no-loadscope-reorder``), and a long file started last leaves
 # the other worker idle for its length (longest-processing-time-first scheduling).
 SLOWEST_FIRST = (
-    "tests/sims/motion/test_loop.py",  # 250 s
-    "tests/sims/motion/test_engine.py",  # 150
+    "tests/sims/motion/test_loop.py",  # 360 s
+    "tests/sims/motion/test_engine.py",  # 170
+    "tests/sims/motion/test_mjx.py",  # 150
     "tests/test_notebooks.py",  # 160
     "tests/test_cli.py",  # 130
     "tests/sims/gaussian/test_sweep.py",  # 125
@@ -55,14 +57,13 @@ SLOWEST_FIRST = (
     "tests/sims/gaussian/test_loop.py",  # 110
     "tests/sims/motion/test_drift.py",  # 105
     "tests/sims/digits/test_digits.py",  # 105
-    "tests/sims/motion/test_mjx.py",  # 105
     "tests/sims/motion/test_evaluator.py",  # 85
     "tests/theory/test_imperfect.py",  # 75
     "tests/theory/test_sampling.py",  # 70
     "tests/sims/motion/test_tracking.py",  # 65
     "tests/theory/test_linalg.py",  # 65
-    "tests/sims/imperfect/test_real.py",  # 60
     "tests/theory/test_operators.py",  # 50
+    "tests/sims/imperfect/test_real.py",  # 50
 )
 
 
