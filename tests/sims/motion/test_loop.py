@@ -31,13 +31,7 @@ CFG = dataclasses.replace(MJX_CFG, backend="mujoco")
 
 
 @pytest.fixture(scope="module")
-def cache(motion_cache):
-    """The session's data cache: the smoke loop's evaluator is test_drift.py's."""
-    return motion_cache
-
-
-@pytest.fixture(scope="module")
-def smoke_run(cache, tmp_path_factory):
+def smoke_run(motion_cache, tmp_path_factory):
     """The smoke loop (four arms), recording which tracker each traced corrector uses."""
     from sims.motion import physics
 
@@ -95,7 +89,7 @@ def test_config_errors():
 
 
 @pytest.mark.heavy
-def test_generator_loss_decreases(cache):
+def test_generator_loss_decreases(motion_cache):
     # 36 motions of the smoke loop's dataset (generated once for the module and the loop).
     data = {k: v[:36] for k, v in ds.load(CFG.data).items() if k in ("features", "texts")}
     tok = ev_mod.Tokenizer.from_texts(data["texts"], 24)
@@ -147,7 +141,7 @@ def test_generator_loss_decreases(cache):
 
 @pytest.mark.heavy
 @pytest.mark.parametrize("backend", ["mujoco", pytest.param("mjx", marks=pytest.mark.slow)])
-def test_jitted_step_outputs(cache, backend):
+def test_jitted_step_outputs(motion_cache, backend):
     """The loop step: sample, ``id`` correction of the valid rows, fine-tune.
 
     The C backend's step is the smoke run's (``make_step`` is cached per ``StepConfig``, so it
