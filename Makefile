@@ -47,11 +47,16 @@ SPLIT := tests/theory tests/sims/gaussian tests/sims/motion
 # Each split on $(JOBS) pytest-xdist workers, one test file per worker at a time (module
 # fixtures stay shared; session fixtures and tmp_path_factory are per worker), the slowest
 # files first (tests/conftest.py's SLOWEST_FIRST; xdist's default order is by test count).
-# One data cache (SCSC_CACHE: motion datasets, evaluators) for all of them, removed after.
+# One data cache (SCSC_CACHE: motion datasets, evaluators) and one persistent XLA compilation
+# cache inside it for all of them (pytest processes, xdist workers, notebook kernels, CLI
+# subprocesses), removed after: a program one process compiled, the others load (pytest
+# about 1,255 -> 994 s on the 2-core AMD EPYC; docs/design.md#testing).
 XDIST := -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 test: lint docs
 	set -e; export SCSC_CACHE=$$(mktemp -d); trap 'rm -rf "$$SCSC_CACHE"' EXIT; \
+	export SCSC_JAX_CACHE=$$SCSC_CACHE/jax JAX_COMPILATION_CACHE_DIR=$$SCSC_CACHE/jax \
+		JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5; \
 	for d in $(SPLIT); do $(PY) -m pytest $(XDIST) $$d; done; \
 	$(PY) -m pytest $(XDIST) tests $(addprefix --ignore=,$(SPLIT))
 

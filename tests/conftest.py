@@ -18,8 +18,10 @@ from hypothesis import settings
 # ``sims.cli.main`` switches on a persistent XLA compilation cache (``~/.cache/scsc/jax``
 # unless ``SCSC_JAX_CACHE`` says otherwise), process-wide, and tests call it in-process: off
 # by default here, so a test run writes nothing outside temporary directories and its timing
-# does not depend on which test called the CLI first. ``SCSC_JAX_CACHE=<dir> make test-fast``
-# opts in, for the whole session from the start (reruns then skip most compilation).
+# does not depend on which test called the CLI first. ``make test`` opts in with a
+# temporary directory for the whole run (every process, from the start; also through
+# ``JAX_COMPILATION_CACHE_DIR`` for notebook kernels), and so can ``SCSC_JAX_CACHE=<dir>``
+# by hand (reruns then skip most compilation).
 if os.environ.setdefault("SCSC_JAX_CACHE", "off").lower() not in ("off", "0", ""):
     from sims.cli import enable_compilation_cache
 

@@ -23,7 +23,7 @@ def _free_port() -> int:
 
 
 def _phase(out, *extra) -> subprocess.Popen:
-    env = {**os.environ, "SCSC_JAX_CACHE": "off", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}  # the session's compilation cache, if any
     env.pop("JAX_COORDINATOR_ADDRESS", None)
     cmd = [sys.executable, "-m", "sims.cli", "phase", *SMOKE, "--out", str(out), *extra]
     return subprocess.Popen(
