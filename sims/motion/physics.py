@@ -96,20 +96,40 @@ def reference_controls(ref: Float[Array, "T 28"], substeps: int) -> Float[Array,
     return (1 - alpha) * per_frame[:-1, None] + alpha * per_frame[1:, None]
 
 
+_HEAD = [name for name, *_ in hm.KEYPOINTS].index("head")
+
+
 def head_height(qpos: Float[Array, "*b 28"]) -> Float[Array, " *b"]:
     """Height of the head's centre (m)."""
-    head = [name for name, *_ in hm.KEYPOINTS].index("head")
-    return hm.forward_kinematics(qpos)["sites"][..., head, 2]
+    return hm.forward_kinematics(qpos)["sites"][..., _HEAD, 2]
 
 
-def _info(ref, sim, residual, kept) -> dict[str, Array]:
+def _lowest_head(sim: Float[Array, "B T 28"]) -> Float[Array, " B"]:
+    """Per motion, the head's lowest height over the frames (m): ``fell`` is it below
+    ``FALL_HEAD_HEIGHT``."""
+    return jnp.min(head_height(sim), axis=-1)
+
+
+def _lowest_head_np(sim: np.ndarray, settings: hm.Settings) -> np.ndarray:
+    """Per motion, the head's lowest height over the frames (m), by C kinematics.
+
+    The C backends compute it on the host, next to the rollout: MJX kinematics inside their
+    jit cost 6–8 s of XLA compilation per shape and nothing at run time that C does not do
+    in milliseconds.
+    """
+    from sims.motion import tracking
+
+    return tracking.keypoints_np(sim, settings)[..., _HEAD, 2].min(axis=-1).astype(np.float32)
+
+
+def _info(ref, sim, residual, kept, lowest_head) -> dict[str, Array]:
     joint_err = jnp.sqrt(jnp.mean((sim[..., 7:] - ref[..., 7:]) ** 2, axis=(-1, -2)))
     root_err = jnp.mean(jnp.linalg.norm(sim[..., :3] - ref[..., :3], axis=-1), axis=-1)
     return {
         "joint_error": joint_err,  # RMS hinge-angle error (rad)
         "root_error": root_err,  # mean root position error (m)
         "residual_force": residual,  # mean |residual force| / body weight
-        "fell": jnp.min(head_height(sim), axis=-1) < FALL_HEAD_HEIGHT,
+        "fell": lowest_head < FALL_HEAD_HEIGHT,
         "dropped": jnp.sum(~kept, axis=-1).astype(jnp.int32),  # frames re-interpolated (id)
     }
 
@@ -146,7 +166,8 @@ def _simulate_mjx_one(ref: Float[Array, "T 28"], settings: hm.Settings):
 
 def _simulate_mjx(ref: Float[Array, "B T 28"], settings: hm.Settings):
     sim, force = jax.vmap(_simulate_mjx_one, in_axes=(0, None))(ref, settings)
-    return sim, force / hm.body_weight(settings), jnp.ones(ref.shape[:2], bool)
+    weight = hm.body_weight(settings)
+    return sim, force / weight, jnp.ones(ref.shape[:2], bool), _lowest_head(sim)
 
 
 # ---------------------------------------------------------------- C MuJoCo backend
@@ -199,13 +220,17 @@ def _simulate_mujoco(ref: Float[Array, "B T 28"], settings: hm.Settings):
     shapes = (
         jax.ShapeDtypeStruct((batch, frames, hm.NQ), jnp.float32),
         jax.ShapeDtypeStruct((batch,), jnp.float32),
+        jax.ShapeDtypeStruct((batch,), jnp.float32),
     )
 
     def host(r, s, c):
-        return simulate_mujoco_np(np.asarray(r), settings, np.asarray(s), np.asarray(c))
+        sim, force = simulate_mujoco_np(np.asarray(r), settings, np.asarray(s), np.asarray(c))
+        return sim, force, _lowest_head_np(sim, settings)
 
-    sim, force = jax.pure_callback(host, shapes, ref, start, ctrl, vmap_method="broadcast_all")
-    return sim, force, jnp.ones(ref.shape[:2], bool)
+    sim, force, head = jax.pure_callback(
+        host, shapes, ref, start, ctrl, vmap_method="broadcast_all"
+    )
+    return sim, force, jnp.ones(ref.shape[:2], bool), head
 
 
 def _simulate_id_mujoco(ref: Float[Array, "B T 28"], settings: hm.Settings):
@@ -216,11 +241,12 @@ def _simulate_id_mujoco(ref: Float[Array, "B T 28"], settings: hm.Settings):
         jax.ShapeDtypeStruct((batch, frames, hm.NQ), jnp.float32),
         jax.ShapeDtypeStruct((batch,), jnp.float32),
         jax.ShapeDtypeStruct((batch, frames), jnp.bool_),
+        jax.ShapeDtypeStruct((batch,), jnp.float32),
     )
 
     def host(r):
         sim, force, kept = tracking.simulate_mujoco_np(np.asarray(r), settings)
-        return sim, force, np.asarray(kept, bool)
+        return sim, force, np.asarray(kept, bool), _lowest_head_np(sim, settings)
 
     return jax.pure_callback(host, shapes, ref, vmap_method="broadcast_all")
 
@@ -228,7 +254,8 @@ def _simulate_id_mujoco(ref: Float[Array, "B T 28"], settings: hm.Settings):
 def _simulate_id_mjx(ref: Float[Array, "B T 28"], settings: hm.Settings):
     from sims.motion import tracking
 
-    return tracking.simulate_mjx(ref, settings)
+    sim, force, kept = tracking.simulate_mjx(ref, settings)
+    return sim, force, kept, _lowest_head(sim)
 
 
 # ---------------------------------------------------------------- public API
@@ -271,6 +298,7 @@ def simulate(
     return _simulate_jit(jnp.asarray(ref, jnp.float32), settings, backend, corrector)
 
 
+# Each returns (sim [B, T, 28], residual force / weight [B], kept [B, T], lowest head [B]).
 _SIMULATORS = {
     ("pd", "mjx"): _simulate_mjx,
     ("pd", "mujoco"): _simulate_mujoco,
@@ -281,8 +309,8 @@ _SIMULATORS = {
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _simulate_jit(ref, settings, backend, corrector):
-    sim, force, kept = _SIMULATORS[corrector, backend](ref, settings)
-    return sim, _info(ref, sim, force, kept)
+    sim, force, kept, lowest_head = _SIMULATORS[corrector, backend](ref, settings)
+    return sim, _info(ref, sim, force, kept, lowest_head)
 
 
 def correct_motion(

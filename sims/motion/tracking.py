@@ -133,6 +133,19 @@ def frame_physics_np(qpos, qvel, settings: hm.Settings) -> dict[str, np.ndarray]
     }
 
 
+def keypoints_np(qpos, settings: hm.Settings) -> np.ndarray:
+    """Key-point positions ``[..., K, 3]`` (``KEYPOINTS`` order, float64) of qpos
+    ``[..., 28]`` by C MuJoCo kinematics (``mujoco.batch``, multi-threaded): the host
+    counterpart of ``humanoid.forward_kinematics`` for code already running on the host."""
+    flat = np.asarray(qpos, np.float64).reshape(-1, hm.NQ)
+    cb = engine.cbatch("inverse", settings, flat.shape[0], _nthread())
+    with cb.lock:
+        cb.qpos[:] = flat
+        cb.batch.forward(stage=int(mujoco.mjtStage.mjSTAGE_POS))
+        sites = np.array(cb.out["site_xpos"][:, list(hm.keypoint_site_ids())])
+    return sites.reshape(*np.shape(qpos)[:-1], -1, 3)
+
+
 def frame_physics_mjx(qpos, qvel, settings: hm.Settings) -> dict:
     """The same quantities from MJX (float32, jittable)."""
     from mujoco import mjx

@@ -50,6 +50,20 @@ def _random_states(n, rng):
     return q, rng.normal(size=(n, 27)), 5 * rng.normal(size=(n, 27))
 
 
+def test_host_keypoints_match_mjx_kinematics():
+    """``keypoints_np`` (C, float64; the C backends' fall check) against
+    ``humanoid.forward_kinematics`` (MJX, float32) on random poses, to float32 round-off; and
+    a planted wrong pose (the root 1 cm up, 1000× the tolerance) is seen as such."""
+    q, _, _ = _random_states(12, np.random.default_rng(5))
+    q = q.reshape(3, 4, hm.NQ)
+    mjx_sites = np.asarray(hm.forward_kinematics(q)["sites"])
+    np.testing.assert_allclose(tr.keypoints_np(q, SETTINGS), mjx_sites, atol=1e-5)
+    shifted = q.copy()
+    shifted[..., 2] += 0.01
+    lifted = tr.keypoints_np(shifted, SETTINGS)[..., 2] - mjx_sites[..., 2]
+    assert lifted.min() > 0.01 - 1e-5  # every key point moved up with the root
+
+
 def test_discrete_inverse_dynamics_matches_mj_inverse():
     """(M + dt·D̄) a + qfrc_bias − qfrc_passive from the batched forward quantities equals
     MuJoCo's own ``mj_inverse`` with ``mjENBL_INVDISCRETE`` (float64, 1e-9 relative)."""
